@@ -1,0 +1,228 @@
+"""Exact canonical keys of pruned cells: equal for isomorphic cells, different for different cells.
+
+A cell of V vertices (2..7) is coded as one integer, its *code*::
+
+    code = V << 31 | bits << 10 | labels
+
+``bits`` is the strict upper triangle in the bit order of the original enumeration (bit ``x + y*(y-1)//2`` is
+the edge x→y, as ``graph_util.gen_is_edge_fn``), and ``labels`` packs the interior ops in base 4 (0 =
+conv3x3-bn-relu, 1 = conv1x1-bn-relu, 2 = maxpool3x3), vertex 1 most significant. Codes sort exactly as the
+original enumeration visits labelled graphs (V, then bits, then labelling in ``itertools.product`` order).
+
+The *canonical key* of a cell is the smallest code over every relabelling of its interior vertices that keeps the
+matrix upper triangular. Isomorphic cells share that set of relabellings, so they share the key; the key decodes
+back to the cell, so different cells have different keys. And because the minimum in enumeration order is the
+first labelled graph the original enumeration met, the key decodes to the very representative the dataset stores
+(reference §4.2).
+
+Usage::
+
+    from nasbench import canonical
+    key = canonical.canonical_key([[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+                                  ['input', 'conv3x3-bn-relu', 'output'])
+    matrix, ops = canonical.decode(key)
+
+Cost: a structure (V, bits) is solved once (its minimal relabellings, memoized); after that a key costs a few
+dictionary lookups. Canonical keys fit in 64 bits, so numpy ``uint64`` arrays hold them.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from nasbench.errors import InvalidSpecError
+from nasbench.lib import config
+
+MIN_VERTICES = 2
+MAX_VERTICES = config.MODULE_VERTICES
+BITS_SHIFT = 10
+VERTICES_SHIFT = 31
+_BITS_MASK = (1 << (VERTICES_SHIFT - BITS_SHIFT)) - 1
+_LABELS_MASK = (1 << BITS_SHIFT) - 1
+
+INPUT = config.INPUT
+OUTPUT = config.OUTPUT
+OP_LABELS: dict[str, int] = {op: label for label, op in enumerate(config.AVAILABLE_OPS)}
+
+# Structures solved once and kept: the space has 6,472 of them; the bound keeps hostile inputs in check.
+_STRUCTURE_CACHE_SIZE = 16384
+_MATRIX_CACHE_SIZE = 16384
+_KEY_CACHE_SIZE = 1 << 17
+
+
+def edge_bit(src: int, dst: int) -> int:
+    """Bit index of the edge src→dst (src < dst) in the upper-triangle code."""
+    return src + dst * (dst - 1) // 2
+
+
+def pack(num_vertices: int, bits: int, labels: Sequence[int]) -> int:
+    """The code of a labelled upper-triangular graph (labels: the interior labels, vertex 1 first)."""
+    code = 0
+    for label in labels:
+        code = code << 2 | label
+    return num_vertices << VERTICES_SHIFT | bits << BITS_SHIFT | code
+
+
+def unpack(code: int) -> tuple[int, int, tuple[int, ...]]:
+    """``(num_vertices, bits, interior labels)`` of a code."""
+    num_vertices = code >> VERTICES_SHIFT
+    label_code = code & _LABELS_MASK
+    labels = tuple((label_code >> (2 * (num_vertices - 3 - i))) & 3 for i in range(num_vertices - 2))
+    return num_vertices, (code >> BITS_SHIFT) & _BITS_MASK, labels
+
+
+def edges_of(num_vertices: int, bits: int) -> list[tuple[int, int]]:
+    """The edges (src, dst) set in an upper-triangle code."""
+    return [
+        (src, dst)
+        for dst in range(1, num_vertices)
+        for src in range(dst)
+        if bits >> edge_bit(src, dst) & 1
+    ]
+
+
+@functools.lru_cache(maxsize=_STRUCTURE_CACHE_SIZE)
+def canonical_structure(num_vertices: int, bits: int) -> tuple[int, tuple[tuple[int, ...], ...]]:
+    """Smallest upper-triangle code over interior relabellings, and every relabelling that reaches it.
+
+    A relabelling ``p`` puts old vertex ``p[i]`` at new position ``i`` (``p[0] = 0``, ``p[-1] = V - 1``);
+    only those keeping every edge pointing forward count. Returned relabellings list interior positions
+    (0-based), ready to permute an interior label tuple.
+    """
+    edges = edges_of(num_vertices, bits)
+    best = None
+    winners: list[tuple[int, ...]] = []
+    interior = range(1, num_vertices - 1)
+    for order in itertools.permutations(interior):
+        position = [0] * num_vertices
+        for new, old in enumerate(order, start=1):
+            position[old] = new
+        position[num_vertices - 1] = num_vertices - 1
+        new_bits = 0
+        for src, dst in edges:
+            a, b = position[src], position[dst]
+            if a >= b:
+                break
+            new_bits |= 1 << edge_bit(a, b)
+        else:
+            if best is None or new_bits < best:
+                best, winners = new_bits, [order]
+            elif new_bits == best:
+                winners.append(order)
+    if best is None:  # unreachable for an upper-triangular input: the identity always qualifies
+        raise InvalidSpecError("matrix must be upper triangular")
+    return best, tuple(tuple(old - 1 for old in order) for order in winners)
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def canonicalize(code: int) -> int:
+    """The canonical key of the cell with this code."""
+    num_vertices, bits, labels = unpack(code)
+    best_bits, orders = canonical_structure(num_vertices, bits)
+    best_labels = min(tuple(labels[old] for old in order) for order in orders)
+    return pack(num_vertices, best_bits, best_labels)
+
+
+@functools.lru_cache(maxsize=_MATRIX_CACHE_SIZE)
+def _bits_from_bytes(dtype: str, num_vertices: int, data: bytes) -> int | None:
+    """Upper-triangle code of a small plain matrix, or None unless it is upper triangular with 0/1 entries."""
+    rows = np.frombuffer(data, dtype=dtype).reshape(num_vertices, num_vertices).tolist()
+    return _bits_from_rows(rows)
+
+
+def _bits_from_rows(rows: list[list[Any]]) -> int | None:
+    bits = 0
+    for src, row in enumerate(rows):
+        for dst, entry in enumerate(row):
+            if entry == 0:
+                continue
+            if entry != 1 or dst <= src:
+                return None
+            bits |= 1 << edge_bit(src, dst)
+    return bits
+
+
+def matrix_bits(matrix: Any) -> int | None:
+    """Upper-triangle code of an integer or bool matrix of 0/1 entries; None for anything else.
+
+    Float matrices give None even when their entries are 0.0/1.0: their original hash differs (reference §1.7,
+    issue #32), so they never name a cell of the dataset.
+    """
+    if isinstance(matrix, np.ndarray):
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.dtype.kind not in "biu":
+            return None
+        return _bits_from_bytes(matrix.dtype.str, matrix.shape[0], matrix.tobytes())
+    return matrix_bits(np.asarray(matrix))
+
+
+def interior_labels(ops: Sequence[Any]) -> tuple[int, ...] | None:
+    """Labels of the interior ops when the ops are input, known ops..., output; None otherwise."""
+    if len(ops) < MIN_VERTICES or ops[0] != INPUT or ops[-1] != OUTPUT:
+        return None
+    try:
+        return tuple(OP_LABELS[op] for op in ops[1:-1])
+    except (KeyError, TypeError):
+        return None
+
+
+def cell_code(matrix: Any, ops: Sequence[Any]) -> int:
+    """The code of a pruned cell given as a matrix and op names (not canonicalized).
+
+    Raises:
+      InvalidSpecError: the cell has fewer than 2 or more than 7 vertices, entries other than 0/1, a
+        non-upper-triangular matrix, or ops that are not input, known ops..., output.
+    """
+    num_vertices = len(ops)
+    if not MIN_VERTICES <= num_vertices <= MAX_VERTICES:
+        raise InvalidSpecError(
+            f"canonical keys exist for cells of {MIN_VERTICES} to {MAX_VERTICES} vertices, got {num_vertices}"
+        )
+    bits = matrix_bits(matrix)
+    if bits is None or np.shape(matrix) != (num_vertices, num_vertices):
+        raise InvalidSpecError(
+            f"matrix must be a {num_vertices}x{num_vertices} upper-triangular integer matrix of 0/1 entries"
+        )
+    labels = interior_labels(ops)
+    if labels is None:
+        raise InvalidSpecError(
+            f"ops must be 'input', then ops from {list(config.AVAILABLE_OPS)}, then 'output'; got {list(ops)}"
+        )
+    return pack(num_vertices, bits, labels)
+
+
+def canonical_key(matrix: Any, ops: Sequence[Any]) -> int:
+    """The canonical key of a pruned cell (see the module docstring); raises InvalidSpecError otherwise."""
+    return canonicalize(cell_code(matrix, ops))
+
+
+def decode(code: int) -> tuple[np.ndarray, list[str]]:
+    """The int8 adjacency matrix and op names (input and output included) of a code or key."""
+    num_vertices, bits, labels = unpack(code)
+    if not MIN_VERTICES <= num_vertices <= MAX_VERTICES:
+        raise InvalidSpecError(f"not a cell code: {code}")
+    matrix = np.zeros((num_vertices, num_vertices), dtype=np.int8)
+    for src, dst in edges_of(num_vertices, bits):
+        matrix[src, dst] = 1
+    ops = [INPUT, *(config.AVAILABLE_OPS[label] for label in labels), OUTPUT]
+    return matrix, ops
+
+
+def adjacency_string(code: int) -> str:
+    """Row-major 0/1 string of a code's matrix, as the dataset records store it."""
+    num_vertices, bits, _ = unpack(code)
+    return "".join(
+        "1" if src < dst and bits >> edge_bit(src, dst) & 1 else "0"
+        for src in range(num_vertices)
+        for dst in range(num_vertices)
+    )
+
+
+def ops_string(code: int) -> str:
+    """Comma-joined op names of a code (input and output included), as the dataset records store them."""
+    _, _, labels = unpack(code)
+    return ",".join([INPUT, *(config.AVAILABLE_OPS[label] for label in labels), OUTPUT])

@@ -1,0 +1,89 @@
+"""Every error this project raises, in one tree.
+
+::
+
+    NasbenchError(Exception)
+    ├── OutOfDomainError                  the original name (api.OutOfDomainError), original messages
+    │   └── TooManyVerticesError(TypeError)  >7 vertices: the original raised TypeError here (reference §1.7)
+    ├── InvalidSpecError(ValueError)      malformed matrix or ops; ``except ValueError`` still works
+    ├── UnknownCellError(KeyError)        a hash or key absent from the data; args == (hash,)
+    ├── StoreError
+    │   ├── StoreNotFoundError            no store at the path
+    │   ├── StoreSchemaError              written by an unknown schema version
+    │   └── StoreCorruptError             a checksum or an invariant does not hold
+    ├── SourceError                       a dataset file that cannot be read or trusted (path, record index)
+    └── RemoteError
+        ├── ServiceUnavailableError       no server answered (after retries) or the deadline passed
+        └── RequestRejectedError          the server refused the request (limits, malformed message)
+
+Subclassing the builtin that the original raised keeps old ``except`` clauses working.
+"""
+
+from __future__ import annotations
+
+
+class NasbenchError(Exception):
+    """Base of every error raised on purpose by this project."""
+
+
+class OutOfDomainError(NasbenchError):
+    """The requested graph is outside of the search domain."""
+
+
+class TooManyVerticesError(OutOfDomainError, TypeError):
+    """A pruned spec with more vertices than the space allows.
+
+    The original API meant to raise OutOfDomainError but raised ``TypeError`` (its message formatting indexed
+    a module); this error is both, so code written against either behaviour keeps working.
+    """
+
+
+class InvalidSpecError(NasbenchError, ValueError):
+    """A matrix or ops list that cannot describe a cell at all."""
+
+
+class UnknownCellError(NasbenchError, KeyError):
+    """A hash or canonical key that is not in the dataset; ``args[0]`` is the missing hash, as in the original."""
+
+
+class StoreError(NasbenchError):
+    """A store that cannot be opened or trusted."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """There is no store at the given path."""
+
+
+class StoreSchemaError(StoreError):
+    """The store was written with a schema version this code does not read."""
+
+
+class StoreCorruptError(StoreError):
+    """A checksum or an invariant of the store does not hold."""
+
+
+class SourceError(NasbenchError):
+    """A dataset file that cannot be read or trusted; names the file and the record index."""
+
+    def __init__(self, message: str, *, path: str | None = None, record: int | None = None) -> None:
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if record is not None:
+            where.append(f"record {record}")
+        super().__init__(f"{': '.join(where)}: {message}" if where else message)
+        self.path = path
+        self.record = record
+        self.reason = message
+
+
+class RemoteError(NasbenchError):
+    """A failure talking to a nasbench server."""
+
+
+class ServiceUnavailableError(RemoteError, ConnectionError):
+    """No server answered in time (after retries), or the deadline passed."""
+
+
+class RequestRejectedError(RemoteError):
+    """The server refused the request: it was malformed or exceeded a limit."""

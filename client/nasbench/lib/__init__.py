@@ -1,0 +1,1 @@
+"""Drop-in replacements for the original ``nasbench.lib`` modules (pure, no TensorFlow)."""

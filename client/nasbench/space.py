@@ -1,0 +1,234 @@
+"""The NAS-Bench-101 search space, enumerated exhaustively in the original order (reference §4.2).
+
+The original generator visits, for V = 2..7, every upper-triangle bit pattern in ascending order, keeps the full
+DAGs with at most 9 edges, labels their interior vertices in ``itertools.product`` order and keeps the first
+labelled graph of each hash. Canonical keys sort in that very order and their minimum is that first labelled
+graph, so the cells of the space are exactly the labelled graphs that are their own canonical key, taken in
+ascending key order: no hashing is needed to find them. The original MD5 hashes are then computed once per
+cell (the expensive part, spread over processes) and kept in a small cache file.
+
+Usage::
+
+    from nasbench import space
+    cells = space.enumerate_cells()                 # keys (uint64) in enumeration order, no hashes
+    table = space.load_space()                      # keys + original hashes, cached on disk
+    table.hash_of_key(int(table.keys[0]))
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import multiprocessing
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nasbench import canonical
+from nasbench.lib import config, graph_util
+
+NUM_CELLS = 423_624
+NUM_LABELLED_GRAPHS = 1_293_208
+SORTED_HASHES_SHA256 = "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"
+REPRESENTATIVES_SHA256 = "a4b03be715389467a9493a99f50528baef335fc17cbe9d7498d28e3aa278bca1"
+_CACHE_FORMAT = 1
+
+
+def structures(num_vertices: int, max_edges: int = config.MAX_EDGES) -> np.ndarray:
+    """Upper-triangle codes, ascending, of the full DAGs with ``num_vertices`` vertices and ≤ max_edges edges."""
+    num_bits = num_vertices * (num_vertices - 1) // 2
+    bits = np.arange(1 << num_bits, dtype=np.uint32)
+    keep = np.bitwise_count(bits) <= max_edges
+    for vertex in range(num_vertices):
+        out_mask = sum(1 << canonical.edge_bit(vertex, dst) for dst in range(vertex + 1, num_vertices))
+        in_mask = sum(1 << canonical.edge_bit(src, vertex) for src in range(vertex))
+        if vertex < num_vertices - 1:
+            keep &= (bits & np.uint32(out_mask)) != 0
+        if vertex > 0:
+            keep &= (bits & np.uint32(in_mask)) != 0
+    return bits[keep]
+
+
+def _labellings(num_interior: int) -> np.ndarray:
+    """Every interior labelling in ``itertools.product`` order: int64[3**n, n]."""
+    rows = list(itertools.product(range(len(config.AVAILABLE_OPS)), repeat=num_interior))
+    return np.array(rows, dtype=np.int64).reshape(len(rows), num_interior)
+
+
+def _label_codes(labellings: np.ndarray) -> np.ndarray:
+    """Base-4 codes of labellings, first interior vertex most significant."""
+    num_interior = labellings.shape[1]
+    weights = 4 ** np.arange(num_interior - 1, -1, -1, dtype=np.int64)
+    return labellings @ weights
+
+
+@dataclass(frozen=True)
+class Enumeration:
+    """The cells of the space in enumeration order, with the counts the original generator logs."""
+
+    keys: np.ndarray  # uint64[cells], ascending = original enumeration order of first representatives
+    labelled_per_vertices: dict[int, int]  # V -> labelled graphs met at V ("without hashing")
+    cells_per_vertices: dict[int, int]  # V -> new unique cells at V
+
+
+def enumerate_cells(max_vertices: int = config.MODULE_VERTICES, max_edges: int = config.MAX_EDGES) -> Enumeration:
+    """Enumerate every cell of the space up to ``max_vertices`` vertices, in the original order."""
+    chunks = []
+    labelled: dict[int, int] = {}
+    cells: dict[int, int] = {}
+    for num_vertices in range(canonical.MIN_VERTICES, max_vertices + 1):
+        labellings = _labellings(num_vertices - 2)
+        own_codes = _label_codes(labellings)
+        patterns = structures(num_vertices, max_edges)
+        labelled[num_vertices] = len(patterns) * len(labellings)
+        found = 0
+        for bits in patterns.tolist():
+            best_bits, orders = canonical.canonical_structure(num_vertices, bits)
+            if best_bits != bits:
+                continue
+            best = own_codes
+            for order in orders:
+                best = np.minimum(best, _label_codes(labellings[:, list(order)]))
+            canonical_codes = own_codes[best == own_codes]
+            base = num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT
+            chunks.append(canonical_codes.astype(np.uint64) | np.uint64(base))
+            found += len(canonical_codes)
+        cells[num_vertices] = found
+    keys = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint64)
+    return Enumeration(keys=keys, labelled_per_vertices=labelled, cells_per_vertices=cells)
+
+
+@functools.lru_cache(maxsize=8192)
+def _topology(num_vertices: int, bits: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
+    """In- and out-neighbour tuples of every vertex of an upper-triangle code."""
+    ins: list[list[int]] = [[] for _ in range(num_vertices)]
+    outs: list[list[int]] = [[] for _ in range(num_vertices)]
+    for src, dst in canonical.edges_of(num_vertices, bits):
+        outs[src].append(dst)
+        ins[dst].append(src)
+    return tuple(map(tuple, ins)), tuple(map(tuple, outs))
+
+
+@functools.lru_cache(maxsize=1024)
+def _initial_hash(out_degree: int, in_degree: int, label: int) -> str:
+    return graph_util.hash_module_initial(out_degree, in_degree, label)
+
+
+def original_hash(code: int) -> str:
+    """The original MD5 hash of the cell with this code: ``hash_module`` on its matrix, computed, not looked up."""
+    num_vertices, bits, labels = canonical.unpack(code)
+    ins, outs = _topology(num_vertices, bits)
+    labeling = (-1, *labels, -2)
+    initial = [_initial_hash(len(outs[v]), len(ins[v]), labeling[v]) for v in range(num_vertices)]
+    return graph_util.refine(initial, ins, outs)
+
+
+def _hash_chunk(keys: list[int]) -> bytes:
+    return b"".join(bytes.fromhex(original_hash(key)) for key in keys)
+
+
+def compute_hashes(keys: np.ndarray, processes: int | None = None, chunk: int = 4096) -> np.ndarray:
+    """Original hashes (raw MD5 digests, ``uint8[n, 16]``) of many cells, spread over worker processes."""
+    key_list = [int(k) for k in keys]
+    pieces = [key_list[i : i + chunk] for i in range(0, len(key_list), chunk)]
+    processes = processes or os.cpu_count() or 1
+    if processes == 1 or len(pieces) <= 1:
+        digests = b"".join(_hash_chunk(piece) for piece in pieces)
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            digests = b"".join(pool.imap(_hash_chunk, pieces))
+    return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
+
+
+@dataclass(frozen=True)
+class SpaceTable:
+    """Every cell of the space: canonical key and original hash, in enumeration order."""
+
+    keys: np.ndarray  # uint64[cells], ascending
+    hashes: np.ndarray  # uint8[cells, 16], the raw MD5 digests
+
+    def hash_of_key(self, key: int) -> str | None:
+        """The original hash of a canonical key, or None when the key is not a cell of the space."""
+        index = int(np.searchsorted(self.keys, np.uint64(key)))
+        if index < len(self.keys) and int(self.keys[index]) == key:
+            return self.hashes[index].tobytes().hex()
+        return None
+
+    def hex_hashes(self) -> list[str]:
+        """The hashes as 32-character hex strings, in enumeration order."""
+        return hex_digests(self.hashes)
+
+
+def default_cache_dir() -> Path:
+    """Where derived, reproducible files are cached: $NASBENCH_CACHE_DIR, else ~/.cache/nasbench."""
+    root = os.environ.get("NASBENCH_CACHE_DIR")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nasbench"
+
+
+def load_space(cache_dir: Path | None = None, processes: int | None = None) -> SpaceTable:
+    """The whole space with its hashes, computed once (about a minute) and then read from a cache file."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"space-v{_CACHE_FORMAT}.npz"
+    table = _read_cache(path)
+    if table is not None:
+        return table
+    keys = enumerate_cells().keys
+    table = SpaceTable(keys=keys, hashes=compute_hashes(keys, processes=processes))
+    _write_cache(path, table)
+    return table
+
+
+def _read_cache(path: Path) -> SpaceTable | None:
+    """The cached table, or None when it is absent or does not hold the whole space exactly."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys, hashes = data["keys"], data["hashes"]
+    except (OSError, KeyError, ValueError):
+        return None
+    if len(keys) != NUM_CELLS or len(hashes) != NUM_CELLS or not np.array_equal(keys, enumerate_cells().keys):
+        return None
+    if sorted_hashes_digest(hashes) != SORTED_HASHES_SHA256:
+        return None
+    return SpaceTable(keys=keys, hashes=hashes)
+
+
+def _write_cache(path: Path, table: SpaceTable) -> None:
+    """Write atomically: a temp file in the same folder, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, keys=table.keys, hashes=table.hashes)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def hex_digests(digests: np.ndarray) -> list[str]:
+    """``uint8[n, 16]`` digests as 32-character hex strings."""
+    text = digests.tobytes().hex()
+    return [text[i : i + 32] for i in range(0, len(text), 32)]
+
+
+def sorted_hashes_digest(hashes: np.ndarray) -> str:
+    """SHA-256 of the hex hashes sorted ascending and joined with newlines (reference §4.2)."""
+    return hashlib.sha256("\n".join(sorted(hex_digests(hashes))).encode()).hexdigest()
+
+
+def representatives_digest(keys: np.ndarray, hashes: np.ndarray) -> str:
+    """SHA-256 of ``hash<TAB>adjacency<TAB>ops`` lines of the first representatives, sorted by hash."""
+    lines = sorted(
+        f"{digest}\t{canonical.adjacency_string(key)}\t{canonical.ops_string(key)}"
+        for key, digest in zip(keys.tolist(), hex_digests(hashes))
+    )
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
