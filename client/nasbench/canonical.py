@@ -78,12 +78,7 @@ def unpack(code: int) -> tuple[int, int, tuple[int, ...]]:
 
 def edges_of(num_vertices: int, bits: int) -> list[tuple[int, int]]:
     """The edges (src, dst) set in an upper-triangle code."""
-    return [
-        (src, dst)
-        for dst in range(1, num_vertices)
-        for src in range(dst)
-        if bits >> edge_bit(src, dst) & 1
-    ]
+    return [(src, dst) for dst in range(1, num_vertices) for src in range(dst) if bits >> edge_bit(src, dst) & 1]
 
 
 @functools.lru_cache(maxsize=_STRUCTURE_CACHE_SIZE)

@@ -229,6 +229,6 @@ def representatives_digest(keys: np.ndarray, hashes: np.ndarray) -> str:
     """SHA-256 of ``hash<TAB>adjacency<TAB>ops`` lines of the first representatives, sorted by hash."""
     lines = sorted(
         f"{digest}\t{canonical.adjacency_string(key)}\t{canonical.ops_string(key)}"
-        for key, digest in zip(keys.tolist(), hex_digests(hashes))
+        for key, digest in zip(keys.tolist(), hex_digests(hashes), strict=True)
     )
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -110,7 +110,7 @@ def refine(hashes: list[str], ins: Sequence[Sequence[int]], outs: Sequence[Seque
         get = hashes.__getitem__
         hashes = [
             _md5(f"{join(sorted(map(get, i)))}|{join(sorted(map(get, o)))}|{own}".encode()).hexdigest()
-            for i, o, own in zip(ins, outs, hashes)
+            for i, o, own in zip(ins, outs, hashes, strict=True)
         ]
     return _md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
 

@@ -44,9 +44,7 @@ def _as_matrix(matrix: Any) -> np.ndarray:
     try:
         return np.array(matrix)
     except (ValueError, TypeError) as exc:
-        raise InvalidSpecError(
-            f"matrix must be square: could not read it as a 2-D array of numbers ({exc})"
-        ) from None
+        raise InvalidSpecError(f"matrix must be square: could not read it as a 2-D array of numbers ({exc})") from None
 
 
 def _copy_ops(ops: Any) -> Any:
@@ -146,9 +144,7 @@ class ModelSpec:
         if shape[0] != num_ops:
             raise InvalidSpecError("length of ops must match matrix dimensions")
         if matrix.dtype.kind not in _NUMERIC_KINDS:
-            raise InvalidSpecError(
-                f"matrix entries must be numbers (0 or 1), got dtype {matrix.dtype.str!r}"
-            )
+            raise InvalidSpecError(f"matrix entries must be numbers (0 or 1), got dtype {matrix.dtype.str!r}")
         extraneous = _analyze(matrix)
         if extraneous is None:
             raise InvalidSpecError("matrix must be upper triangular")
