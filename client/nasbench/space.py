@@ -66,6 +66,29 @@ def _label_codes(labellings: np.ndarray) -> np.ndarray:
     return labellings @ weights
 
 
+def labelled_graphs(num_vertices: int, max_edges: int = config.MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
+    """Every labelled graph the original generator meets at ``num_vertices``, in its order, with canonical keys.
+
+    Returns ``(codes, keys)``, two ``uint64`` arrays: the code of each labelled graph (full DAG, at most
+    ``max_edges`` edges, every interior labelling) and the canonical key of its cell.
+    """
+    labellings = _labellings(num_vertices - 2)
+    own = _label_codes(labellings)
+    codes, keys = [], []
+    for bits in structures(num_vertices, max_edges).tolist():
+        best_bits, orders = canonical.canonical_structure(num_vertices, bits)
+        best = np.minimum.reduce([_label_codes(labellings[:, list(order)]) for order in orders])
+        codes.append(own.astype(np.uint64) | np.uint64(_base(num_vertices, bits)))
+        keys.append(best.astype(np.uint64) | np.uint64(_base(num_vertices, best_bits)))
+    if not codes:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
+    return np.concatenate(codes), np.concatenate(keys)
+
+
+def _base(num_vertices: int, bits: int) -> int:
+    return num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT
+
+
 @dataclass(frozen=True)
 class Enumeration:
     """The cells of the space in enumeration order, with the counts the original generator logs."""
@@ -76,30 +99,20 @@ class Enumeration:
 
 
 def enumerate_cells(max_vertices: int = config.MODULE_VERTICES, max_edges: int = config.MAX_EDGES) -> Enumeration:
-    """Enumerate every cell of the space up to ``max_vertices`` vertices, in the original order."""
+    """Enumerate every cell of the space up to ``max_vertices`` vertices, in the original order.
+
+    A labelled graph is the first representative of its cell exactly when it is its own canonical key.
+    """
     chunks = []
     labelled: dict[int, int] = {}
     cells: dict[int, int] = {}
     for num_vertices in range(canonical.MIN_VERTICES, max_vertices + 1):
-        labellings = _labellings(num_vertices - 2)
-        own_codes = _label_codes(labellings)
-        patterns = structures(num_vertices, max_edges)
-        labelled[num_vertices] = len(patterns) * len(labellings)
-        found = 0
-        for bits in patterns.tolist():
-            best_bits, orders = canonical.canonical_structure(num_vertices, bits)
-            if best_bits != bits:
-                continue
-            best = own_codes
-            for order in orders:
-                best = np.minimum(best, _label_codes(labellings[:, list(order)]))
-            canonical_codes = own_codes[best == own_codes]
-            base = num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT
-            chunks.append(canonical_codes.astype(np.uint64) | np.uint64(base))
-            found += len(canonical_codes)
-        cells[num_vertices] = found
-    keys = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint64)
-    return Enumeration(keys=keys, labelled_per_vertices=labelled, cells_per_vertices=cells)
+        codes, keys = labelled_graphs(num_vertices, max_edges)
+        firsts = codes[codes == keys]
+        labelled[num_vertices] = len(codes)
+        cells[num_vertices] = len(firsts)
+        chunks.append(firsts)
+    return Enumeration(keys=np.concatenate(chunks), labelled_per_vertices=labelled, cells_per_vertices=cells)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -1,0 +1,40 @@
+"""Per-call timing: many calls per round, many rounds, medians and percentiles of the per-call cost."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call cost in microseconds over ``rounds`` rounds of ``calls`` calls each."""
+
+    name: str
+    rounds: int
+    calls: int
+    median_us: float
+    min_us: float
+    max_us: float
+
+    def row(self) -> str:
+        return f"{self.name:<44} {self.median_us:>10.2f} µs  (min {self.min_us:.2f}, max {self.max_us:.2f})"
+
+
+def time_per_call(
+    name: str, func: Callable[[Any], Any], inputs: Sequence[Any], rounds: int = 15, warmup: int = 1
+) -> Timing:
+    """Call ``func`` on every input once per round; report the per-call cost of each round."""
+    for _ in range(warmup):
+        for item in inputs:
+            func(item)
+    per_call = []
+    for _ in range(rounds):
+        start = time.perf_counter_ns()
+        for item in inputs:
+            func(item)
+        per_call.append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
+    return Timing(name, rounds, len(inputs), statistics.median(per_call), min(per_call), max(per_call))

@@ -1,0 +1,63 @@
+"""The ``nasbench`` command: one entry point, one subcommand per job, each imported only when used.
+
+Subcommands live in the packages that own them (builder, server, bench); when one of those is not installed
+the command says which extra to install instead of failing with an ImportError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from nasbench import __version__
+from nasbench.errors import NasbenchError
+
+# subcommand -> (module providing ``add_arguments(parser)`` and ``run(args) -> int``, pip extra, summary)
+_SUBCOMMANDS: dict[str, tuple[str, str, str]] = {}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasbench",
+        description="NAS-Bench-101 without TensorFlow: build a store, serve it over gRPC, benchmark it.",
+    )
+    parser.add_argument("--version", action="version", version=f"nasbench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, extra, summary) in _SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=summary, description=summary)
+        sub.set_defaults(_module=module, _extra=extra)
+        try:
+            importlib.import_module(module).add_arguments(sub)
+        except ImportError:
+            sub.set_defaults(_missing=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code (2 for a NasbenchError, with one stderr line)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", False):
+        print(
+            f"nasbench {args.command}: this command needs the '{args._extra}' extra: "
+            f"pip install 'nasbench-server[{args._extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except NasbenchError as exc:
+        print(f"nasbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nasbench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
