@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from nasbench import __version__
 from nasbench.errors import NasbenchError
 
-# subcommand -> (module providing ``add_arguments(parser)`` and ``run(args) -> int``, pip extra, summary)
-_SUBCOMMANDS: dict[str, tuple[str, str, str]] = {}
+# subcommand -> (module whose COMMANDS[name] is (add_arguments(parser), run(args) -> int), pip extra, summary)
+_SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "build": ("nasbench_builder.cli", "builder", "build a store from an original .tfrecord file"),
+    "synth": ("nasbench_builder.cli", "builder", "write a synthetic dataset in the original .tfrecord format"),
+    "verify": ("nasbench_builder.cli", "builder", "re-check a store and print its manifest"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,9 +33,11 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.set_defaults(_module=module, _extra=extra)
         try:
-            importlib.import_module(module).add_arguments(sub)
+            add_arguments, _ = importlib.import_module(module).COMMANDS[name]
         except ImportError:
             sub.set_defaults(_missing=True)
+        else:
+            add_arguments(sub)
     return parser
 
 
@@ -50,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        _, run = importlib.import_module(args._module).COMMANDS[args.command]
+        return int(run(args) or 0)
     except NasbenchError as exc:
         print(f"nasbench {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -164,12 +164,17 @@ class SpaceTable:
     keys: np.ndarray  # uint64[cells], ascending
     hashes: np.ndarray  # uint8[cells, 16], the raw MD5 digests
 
-    def hash_of_key(self, key: int) -> str | None:
-        """The original hash of a canonical key, or None when the key is not a cell of the space."""
-        index = int(np.searchsorted(self.keys, np.uint64(key)))
-        if index < len(self.keys) and int(self.keys[index]) == key:
-            return self.hashes[index].tobytes().hex()
+    def digest_of_key(self, key: int) -> bytes | None:
+        """The raw 16-byte original hash of a canonical key, or None when the key is not a cell of the space."""
+        index = int(self.keys.searchsorted(np.uint64(key)))
+        if index < len(self.keys) and self.keys[index] == key:
+            return self.hashes[index].tobytes()
         return None
+
+    def hash_of_key(self, key: int) -> str | None:
+        """The original hash (hex) of a canonical key, or None when the key is not a cell of the space."""
+        digest = self.digest_of_key(key)
+        return None if digest is None else digest.hex()
 
     def hex_hashes(self) -> list[str]:
         """The hashes as 32-character hex strings, in enumeration order."""

@@ -1,0 +1,70 @@
+"""Re-check a store: every array checksum, then the invariants that tie the columns together."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from nasbench import canonical, space
+from nasbench.errors import StoreCorruptError
+from nasbench.store import layout
+from nasbench.store.reader import Store
+
+
+def verify_store(path: str | os.PathLike[str], table: space.SpaceTable | None = None) -> dict:
+    """Open ``path`` verifying checksums, check its invariants; returns the manifest.
+
+    Raises:
+      StoreCorruptError: naming the first invariant that does not hold.
+      StoreNotFoundError, StoreSchemaError: as ``Store.open``.
+    """
+    store = Store.open(path, verify=True)
+    try:
+        _check(store, table if table is not None else space.load_space())
+        return store.manifest
+    finally:
+        store.close()
+
+
+def _fail(store: Store, message: str) -> None:
+    raise StoreCorruptError(f"{store.path}: {message}")
+
+
+def _check(store: Store, table: space.SpaceTable) -> None:
+    manifest, keys = store.manifest, store.keys
+    if store.cells != manifest["cells"] or list(store.epochs) != sorted(set(store.epochs)):
+        _fail(store, "cell count or epochs disagree with the manifest")
+    sorted_keys = keys[store.key_order]
+    if store.cells and not np.all(sorted_keys[1:] > sorted_keys[:-1]):
+        _fail(store, "canonical keys are not unique, or the key index is not sorted")
+    if not np.array_equal(np.sort(store.key_order), np.arange(store.cells)):
+        _fail(store, "the key index is not a permutation of the rows")
+    ordered = store.hashes[store.hash_order]
+    if not np.array_equal(layout.hash_prefix(ordered), store.sorted_hash_prefix) or not np.array_equal(
+        np.lexsort(ordered.T[::-1]), np.arange(store.cells)
+    ):
+        _fail(store, "the hash index is not sorted by hash")
+    if not np.array_equal(store.num_vertices, keys >> np.uint64(canonical.VERTICES_SHIFT)):
+        _fail(store, "vertex counts do not match the keys")
+    canonical_of_representatives = np.array(
+        [canonical.canonicalize(int(code)) for code in store.representatives.tolist()], dtype=np.uint64
+    )
+    mismatch = np.flatnonzero(canonical_of_representatives != keys)
+    if mismatch.size:
+        _fail(store, f"row {int(mismatch[0])}: the stored representative is not an isomorph of the row's cell")
+    positions = np.minimum(np.searchsorted(table.keys, keys), len(table.keys) - 1)
+    outside = np.flatnonzero(table.keys[positions] != keys)
+    if outside.size:
+        _fail(store, f"row {int(outside[0])}: the cell is not in the search space")
+    wrong_hash = np.flatnonzero(np.any(table.hashes[positions] != store.hashes, axis=1))
+    if wrong_hash.size:
+        _fail(store, f"row {int(wrong_hash[0])}: hash {store.hash_of_row(int(wrong_hash[0]))} does not match its cell")
+    metrics = store.metrics
+    if not np.isfinite(metrics).all():
+        _fail(store, "some metrics are not finite")
+    accuracies = metrics[..., [1, 2, 3, 5, 6, 7]]
+    if accuracies.size and (accuracies.min() < 0 or accuracies.max() > 1):
+        _fail(store, "some accuracies are outside [0, 1]")
+    if metrics.size and metrics[..., [0, 4]].min() < 0:
+        _fail(store, "some training times are negative")

@@ -1,0 +1,185 @@
+"""Every check of the builder, on corrupted copies of a real generated file: the message names the record, the
+build exits with status 2, and no store (nor temporary file) is left behind."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasbench import _cli, canonical
+from nasbench.lib.model_metrics_pb2 import ModelMetrics
+from nasbench_builder import tfrecord
+
+Records = list[bytes]
+
+
+def _fields(payload: bytes) -> list:
+    return json.loads(payload)
+
+
+def _dump(fields: list) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def _edit(index: int, change: Callable[[list], None]) -> Callable[[Records], Records]:
+    def apply(payloads: Records) -> Records:
+        fields = _fields(payloads[index])
+        change(fields)
+        return [*payloads[:index], _dump(fields), *payloads[index + 1 :]]
+
+    return apply
+
+
+def _set(position: int, value: object) -> Callable[[list], None]:
+    def change(fields: list) -> None:
+        fields[position] = value
+
+    return change
+
+
+def _metrics_edit(edit: Callable[[ModelMetrics], None]) -> Callable[[list], None]:
+    def change(fields: list) -> None:
+        message = ModelMetrics.FromString(base64.b64decode(fields[4]))
+        edit(message)
+        fields[4] = base64.b64encode(message.SerializeToString()).decode()
+
+    return change
+
+
+def _replace_op(fields: list) -> None:
+    fields[3] = fields[3].replace("conv3x3-bn-relu", "conv5x5", 1)
+
+
+def _drop_point(message: ModelMetrics) -> None:
+    del message.evaluation_data[2]
+
+
+def _nan_metric(message: ModelMetrics) -> None:
+    message.evaluation_data[2].validation_accuracy = float("nan")
+
+
+def _relabelled(fields: list) -> None:
+    """An isomorphic relabelling of the record's cell: the hash still matches, the stored strings differ."""
+    code = records_code(fields)
+    matrix, ops = canonical.decode(code)
+    for a in range(1, len(matrix) - 1):
+        for b in range(a + 1, len(matrix) - 1):
+            order = list(range(len(matrix)))
+            order[a], order[b] = b, a
+            permuted = matrix[np.ix_(order, order)]
+            if not np.tril(permuted).any() and [ops[v] for v in order] != ops:
+                fields[2] = "".join(str(x) for x in permuted.ravel())
+                fields[3] = ",".join(ops[v] for v in order)
+                return
+    raise AssertionError("no relabelling found")
+
+
+def records_code(fields: list) -> int:
+    from nasbench_builder import records
+
+    return records.cell_code(fields[2], fields[3])
+
+
+def _find(payloads: Records, predicate: Callable[[list], bool]) -> int:
+    return next(i for i, p in enumerate(payloads) if predicate(_fields(p)))
+
+
+def _with_swappable_cell(payloads: Records) -> int:
+    """Index of the first record (a repeat, not the first one of its hash) whose cell has a relabelling."""
+    for index, payload in enumerate(payloads):
+        fields = _fields(payload)
+        _, bits, labels = canonical.unpack(records_code(fields))
+        if len(labels) >= 2 and len(set(labels)) > 1 and index % 3 == 1 and not bits & (1 << canonical.edge_bit(1, 2)):
+            return index
+    raise AssertionError("no suitable cell")
+
+
+CASES = [
+    pytest.param(_edit(7, lambda f: f.append(1)), "a JSON list of 5 fields, got a list of 6", 7, id="6-fields"),
+    pytest.param(_edit(8, _set(1, "108")), r"field 2 \(epochs\) must be a positive integer", 8, id="epochs-str"),
+    pytest.param(_edit(9, _set(0, "xyz")), r"field 1 \(module hash\) must be 32", 9, id="bad-hash-format"),
+    pytest.param(_edit(10, _set(2, "0100010")), "square number of 0/1", 10, id="adjacency-not-square"),
+    pytest.param(_edit(11, _set(3, "input,output")), "name 2 ops for a", 11, id="ops-count"),
+    pytest.param(
+        lambda p: _edit(_find(p, lambda f: "conv3x3-bn-relu" in f[3]), _replace_op)(p),
+        "unknown operation 'conv5x5'",
+        None,
+        id="unknown-op",
+    ),
+    pytest.param(_edit(13, _set(0, "0" * 32)), "does not match the hash .* recomputed", 13, id="hash-mismatch"),
+    pytest.param(_edit(14, _metrics_edit(_drop_point)), "2 evaluation points, need 3", 14, id="two-points"),
+    pytest.param(_edit(15, _metrics_edit(_nan_metric)), "final_validation_accuracy is not finite", 15, id="nan"),
+    pytest.param(_edit(16, _set(4, "@@@")), "not valid base64", 16, id="bad-base64"),
+    pytest.param(
+        lambda p: [*p[:17], b'["28cfc7874f6d200472e1a9dcd8650aa0", 108', *p[18:]], "not valid JSON", 17, id="bad-json"
+    ),
+    pytest.param(lambda p: p[:20] + p[21:], "has 2 repeats for .* epochs, expected 3", 19, id="fewer-repeats"),
+    pytest.param(lambda p: [*p[:25], p[24], *p[25:]], "has more than 3 repeats", 27, id="more-repeats"),
+    pytest.param(
+        lambda p: _edit(_find(p, lambda f: len(f[3].split(",")) == 4), _set(2, "0110000100000000"))(p),
+        "outside the space: it is not pruned",
+        None,
+        id="not-pruned",
+    ),
+    pytest.param(
+        lambda p: _edit(_with_swappable_cell(p), _relabelled)(p),
+        "is stored with a different adjacency or operations than in its first record",
+        None,
+        id="representative-differs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("corrupt", "message", "record"), CASES)
+def test_build_rejects_bad_records(
+    tiny_tfrecord: Path, tmp_path: Path, capsys, corrupt, message: str, record: int | None
+) -> None:
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    broken = tmp_path / "broken.tfrecord"
+    with tfrecord.TFRecordWriter(broken) as writer:
+        writer.write_many(corrupt(payloads))
+    store = tmp_path / "store.lmdb"
+    assert _cli.main(["build", str(broken), str(store), "--workers", "1"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("nasbench build: error: ")
+    assert re.search(message, error), error
+    assert "record " in error
+    if record is not None:
+        assert f"record {record}:" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tfrecord"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(lambda data: data[: len(data) - 100], "truncated file", id="truncated"),
+        pytest.param(lambda data: data[:5000] + bytes([data[5000] ^ 0x40]) + data[5001:], "CRC mismatch", id="flip"),
+        pytest.param(lambda data: b"", "the file is empty", id="empty"),
+    ],
+)
+def test_build_rejects_damaged_files(tiny_tfrecord: Path, tmp_path: Path, capsys, damage, message: str) -> None:
+    broken = tmp_path / "broken.tfrecord"
+    broken.write_bytes(damage(tiny_tfrecord.read_bytes()))
+    store = tmp_path / "store.lmdb"
+    assert _cli.main(["build", str(broken), str(store)]) == 2
+    assert message in capsys.readouterr().err
+    assert not store.exists()
+
+
+def test_errors_in_later_pieces_carry_absolute_record_indices(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """With many small pieces read by two workers, the index of a bad record is still its index in the file."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    broken = tmp_path / "broken.tfrecord"
+    with tfrecord.TFRecordWriter(broken) as writer:
+        writer.write_many(_edit(1000, _set(2, "01"))(payloads))
+    with pytest.raises(SourceError, match="record 1000:"):
+        source.read_dataset(broken, workers=2, piece_size=16 << 10)

@@ -1,0 +1,120 @@
+"""Synthetic datasets: plausible, deterministic, consistent across subsets, in the original record layout."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from nasbench import canonical
+from nasbench.lib.model_metrics_pb2 import ModelMetrics
+from nasbench.lib.model_spec import ModelSpec
+from nasbench_builder import synthetic, tfrecord
+
+INCEPTION = (
+    [
+        [0, 1, 1, 1, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
+    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"],
+)
+
+
+def test_accuracies_are_float32_multiples_of_1_over_9984(small_synthetic) -> None:
+    accuracies = small_synthetic.dataset.metrics[..., [1, 2, 3, 5, 6, 7]]
+    k = np.rint(accuracies * 9984)
+    np.testing.assert_array_equal(accuracies, (k / 9984).astype(np.float32).astype(np.float64))
+    assert accuracies.min() >= 0 and accuracies.max() <= 1
+
+
+def test_times_are_plausible(small_synthetic) -> None:
+    metrics = small_synthetic.dataset.metrics
+    assert (metrics[..., 0] < metrics[..., 4]).all(), "halfway trains less than the final point"
+    assert (np.diff(metrics[..., 4], axis=1) > 0).all(), "longer budgets train longer"
+    assert (small_synthetic.total_time > metrics[..., 4]).all()
+
+
+def test_repeats_differ(small_synthetic) -> None:
+    final_time = small_synthetic.dataset.metrics[..., 4]
+    assert (final_time[:, :, 0] != final_time[:, :, 1]).all() and (final_time[:, :, 1] != final_time[:, :, 2]).all()
+
+
+def test_deterministic_by_seed_and_consistent_across_subsets(space_table, small_synthetic) -> None:
+    again = synthetic.synthesize(max_vertices=5, seed=3, table=space_table)
+    assert again.dataset.metrics.tobytes() == small_synthetic.dataset.metrics.tobytes()
+    other = synthetic.synthesize(max_vertices=5, seed=4, table=space_table)
+    assert not np.array_equal(other.dataset.metrics, small_synthetic.dataset.metrics)
+    only108_of_4 = synthetic.synthesize(epochs=(108,), max_vertices=4, seed=3, table=space_table)
+    rows = {k: r for r, k in enumerate(small_synthetic.dataset.keys.tolist())}
+    for row, key in enumerate(only108_of_4.dataset.keys.tolist()):
+        np.testing.assert_array_equal(
+            only108_of_4.dataset.metrics[row, 0], small_synthetic.dataset.metrics[rows[key], 3]
+        )
+
+
+def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -> None:
+    data = small_synthetic.dataset
+    hexes = [d.tobytes().hex() for d in data.hashes]
+    assert hexes == sorted(hexes)
+    np.testing.assert_array_equal(data.representatives, data.keys)
+
+
+def test_parameters_match_known_real_cells() -> None:
+    """The parameter model reproduces the real counts quoted in the reference (§6, §7.3)."""
+    assert synthetic.trainable_parameters(canonical.canonical_key(*INCEPTION)) == 2_694_282
+    issue_23 = [
+        [0, 1, 1, 0, 0, 1, 1],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 1, 0, 0, 0],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0] * 7,
+    ]
+    ops = ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"]
+    assert synthetic.trainable_parameters(canonical.canonical_key(issue_23, ops)) == 32_426_634
+
+
+def test_record_layout(tiny_tfrecord, tiny_synthetic) -> None:
+    """Per hash: budgets ascending, three repeats each; every record decodes with the original proto."""
+    payloads = [p for _, _, p in tfrecord.read_records(tiny_tfrecord)]
+    data = tiny_synthetic.dataset
+    assert len(payloads) == data.cells * 4 * 3
+    for index in (0, 5, 13, len(payloads) - 1):
+        module_hash, epochs, adjacency, operations, encoded = json.loads(payloads[index])
+        row, rest = divmod(index, 12)
+        budget, repeat = divmod(rest, 3)
+        assert module_hash == data.hashes[row].tobytes().hex()
+        assert epochs == data.epochs[budget]
+        size = int(len(adjacency) ** 0.5)
+        matrix = np.array([int(c) for c in adjacency]).reshape(size, size)
+        spec = ModelSpec(matrix, operations.split(","))
+        assert spec.hash_spec(["conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"]) == module_hash
+        message = ModelMetrics.FromString(base64.b64decode(encoded))
+        assert len(message.evaluation_data) == 3
+        assert message.evaluation_data[0].current_epoch == 0.0
+        assert message.evaluation_data[1].current_epoch == epochs / 2
+        assert message.evaluation_data[2].current_epoch == epochs
+        final = message.evaluation_data[2]
+        assert final.validation_accuracy == data.metrics[row, budget, repeat, 6]
+        assert message.trainable_parameters == data.parameters[row]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"epochs": (50,)}, "subset of", id="bad-epochs"),
+        pytest.param({"epochs": ()}, "subset of", id="no-epochs"),
+        pytest.param({"max_vertices": 8}, "between 2 and 7", id="8-vertices"),
+    ],
+)
+def test_bad_arguments(space_table, kwargs, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        synthetic.synthesize(table=space_table, **kwargs)

@@ -1,0 +1,90 @@
+"""verify: checksums, invariants, schema versions, and files that are not stores."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from nasbench import _cli
+from nasbench.errors import StoreCorruptError, StoreNotFoundError, StoreSchemaError
+from nasbench.store import layout
+from nasbench.store.reader import Store
+from nasbench_builder import verify
+
+
+def _copy(small_store: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy.lmdb"
+    shutil.copyfile(small_store, copy)
+    return copy
+
+
+def _rewrite(path: Path, db: bytes, key: bytes, change) -> None:
+    env = lmdb.open(str(path), subdir=False, max_dbs=2, lock=False)
+    try:
+        handle = env.open_db(db)
+        with env.begin(write=True) as txn:
+            txn.put(key, change(bytes(txn.get(key, db=handle))), db=handle)
+    finally:
+        env.close()
+
+
+def test_verify_passes_and_prints_manifest(small_store: Path, capsys) -> None:
+    manifest = verify.verify_store(small_store)
+    assert manifest["cells"] == 2532 and manifest["epochs"] == [4, 12, 36, 108]
+    assert manifest["cells_per_vertices"] == {"2": 1, "3": 6, "4": 84, "5": 2441}
+    assert _cli.main(["verify", str(small_store), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checksum"] == manifest["checksum"]
+
+
+def test_flipped_metric_fails_the_checksum(small_store: Path, tmp_path: Path) -> None:
+    copy = _copy(small_store, tmp_path)
+    _rewrite(copy, layout.ARRAYS_DB, b"metrics", lambda raw: raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
+    Store.open(copy).close()  # opening without verify stays cheap
+    with pytest.raises(StoreCorruptError, match="checksum mismatch in array 'metrics'"):
+        verify.verify_store(copy)
+
+
+def test_unknown_schema_is_refused(small_store: Path, tmp_path: Path, capsys) -> None:
+    copy = _copy(small_store, tmp_path)
+
+    def bump(raw: bytes) -> bytes:
+        manifest = json.loads(raw)
+        manifest["schema_version"] = 99
+        return json.dumps(manifest).encode()
+
+    _rewrite(copy, layout.META_DB, layout.MANIFEST_KEY, bump)
+    with pytest.raises(StoreSchemaError, match="schema 99"):
+        Store.open(copy)
+    assert _cli.main(["verify", str(copy)]) == 2
+    assert "Rebuild the store" in capsys.readouterr().err
+
+
+def test_truncated_array_is_detected(small_store: Path, tmp_path: Path) -> None:
+    copy = _copy(small_store, tmp_path)
+    _rewrite(copy, layout.ARRAYS_DB, b"keys", lambda raw: raw[:-8])
+    with pytest.raises(StoreCorruptError, match="array 'keys'"):
+        Store.open(copy)
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        pytest.param(None, StoreNotFoundError, "no store at", id="missing"),
+        pytest.param(b"hello, not lmdb" * 100, StoreCorruptError, "not an LMDB store", id="garbage"),
+    ],
+)
+def test_not_a_store(tmp_path: Path, content: bytes | None, error: type, message: str) -> None:
+    path = tmp_path / "x.lmdb"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(error, match=message):
+        Store.open(path)
+
+
+def test_a_folder_is_not_a_store(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="is a folder"):
+        Store.open(tmp_path)

@@ -1,0 +1,45 @@
+"""Session fixtures: the search space table, small synthetic datasets in the original format, built stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nasbench import space
+from nasbench_builder import source, synthetic, writer
+
+
+@pytest.fixture(scope="session")
+def space_table() -> space.SpaceTable:
+    return space.load_space()
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
+    """Cells of up to 4 vertices (91), all four budgets: 1,092 records."""
+    return synthetic.synthesize(max_vertices=4, seed=7, table=space_table)
+
+
+@pytest.fixture(scope="session")
+def tiny_tfrecord(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic: synthetic.SyntheticDataset) -> Path:
+    path = tmp_path_factory.mktemp("tiny") / "tiny_full.tfrecord"
+    synthetic.write_tfrecord(tiny_synthetic, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
+    """Cells of up to 5 vertices (2,532), all four budgets: 30,384 records."""
+    return synthetic.synthesize(max_vertices=5, seed=3, table=space_table)
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory, small_synthetic: synthetic.SyntheticDataset) -> Path:
+    """A store built from a real generated TFRecord file of cells up to 5 vertices."""
+    folder = tmp_path_factory.mktemp("small")
+    record_file = folder / "small_full.tfrecord"
+    synthetic.write_tfrecord(small_synthetic, record_file)
+    path = folder / "small.lmdb"
+    writer.write_store(source.read_dataset(record_file, workers=1), path)
+    return path
