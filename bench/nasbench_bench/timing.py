@@ -38,3 +38,24 @@ def time_per_call(
             func(item)
         per_call.append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
     return Timing(name, rounds, len(inputs), statistics.median(per_call), min(per_call), max(per_call))
+
+
+def interleaved(
+    cases: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], rounds: int = 15, warmup: int = 1
+) -> dict[str, Timing]:
+    """Time several cases round by round, alternating, so that machine noise hits them alike."""
+    for func, inputs in cases.values():
+        for _ in range(warmup):
+            for item in inputs:
+                func(item)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (func, inputs) in cases.items():
+            start = time.perf_counter_ns()
+            for item in inputs:
+                func(item)
+            samples[name].append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
+    return {
+        name: Timing(name, rounds, len(cases[name][1]), statistics.median(v), min(v), max(v))
+        for name, v in samples.items()
+    }

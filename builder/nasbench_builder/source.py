@@ -211,6 +211,7 @@ def read_dataset(
     source = {
         "name": path.name,
         "size": size,
+        "mtime_ns": path.stat().st_mtime_ns,
         "sha256": sha256,
         "records": done,
         "official": OFFICIAL_FILES.get(sha256),

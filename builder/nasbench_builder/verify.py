@@ -45,6 +45,11 @@ def _check(store: Store, table: space.SpaceTable) -> None:
         np.lexsort(ordered.T[::-1]), np.arange(store.cells)
     ):
         _fail(store, "the hash index is not sorted by hash")
+    structure_rows = store.structure_rows
+    if int((structure_rows >= 0).sum()) != store.cells or not all(
+        store.row_of_key(int(key)) == row for row, key in enumerate(keys.tolist())
+    ):
+        _fail(store, "the structure index does not map every key to its row")
     if not np.array_equal(store.num_vertices, keys >> np.uint64(canonical.VERTICES_SHIFT)):
         _fail(store, "vertex counts do not match the keys")
     canonical_of_representatives = np.array(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ import xxhash
 from nasbench import __version__, canonical
 from nasbench.errors import StoreError
 from nasbench.store import layout
+from nasbench.store.reader import checksum
 
 _TEMP_MARK = ".building-"
+_PAGE_HEADER = 16  # LMDB's page header on 64-bit systems: an overflow value starts 16 bytes into its page
 
 
 def derived_columns(dataset: layout.Dataset) -> dict[str, np.ndarray]:
@@ -33,6 +37,10 @@ def derived_columns(dataset: layout.Dataset) -> dict[str, np.ndarray]:
     bits = (keys >> np.uint64(canonical.BITS_SHIFT)) & np.uint64((1 << 21) - 1)
     num_edges = np.bitwise_count(bits).astype(np.uint8)
     hash_order = np.lexsort(hashes.T[::-1]).astype("<u4")
+    structure_codes, structure_of_row = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
+    structure_rows = np.full((len(structure_codes), layout.LABEL_SLOTS), -1, dtype="<i4")
+    labels = (keys & np.uint64((1 << canonical.BITS_SHIFT) - 1)).astype(np.int64)
+    structure_rows[structure_of_row.ravel(), layout.BASE3_OF_LABELS[labels]] = np.arange(len(keys))
     return {
         "hashes": hashes,
         "keys": keys,
@@ -44,17 +52,14 @@ def derived_columns(dataset: layout.Dataset) -> dict[str, np.ndarray]:
         "key_order": np.argsort(keys, kind="stable").astype("<u4"),
         "hash_order": hash_order,
         "sorted_hash_prefix": layout.hash_prefix(hashes[hash_order]),
+        "structure_codes": structure_codes.astype("<u8"),
+        "structure_rows": structure_rows,
     }
-
-
-def checksum(array: np.ndarray) -> str:
-    """xxh3-128 of an array's bytes, hex."""
-    return xxhash.xxh3_128_hexdigest(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
 def build_manifest(dataset: layout.Dataset, columns: dict[str, np.ndarray]) -> dict[str, Any]:
     arrays = {
-        name: {"dtype": array.dtype.str, "shape": list(array.shape), "xxh3_128": checksum(array)}
+        name: {"dtype": array.dtype.str, "shape": list(array.shape), "xxh3_128": checksum(np.ascontiguousarray(array))}
         for name, array in columns.items()
     }
     overall = xxhash.xxh3_128_hexdigest("".join(f"{n}:{a['xxh3_128']};" for n, a in sorted(arrays.items())).encode())
@@ -65,6 +70,7 @@ def build_manifest(dataset: layout.Dataset, columns: dict[str, np.ndarray]) -> d
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": dataset.source,
         "cells": dataset.cells,
+        "structures": len(columns["structure_codes"]),
         "epochs": list(dataset.epochs),
         "repeats": layout.NUM_REPEATS,
         "metric_fields": list(layout.METRIC_FIELDS),
@@ -86,25 +92,28 @@ def write_store(dataset: layout.Dataset, path: str | os.PathLike[str], overwrite
     if not path.parent.is_dir():
         raise StoreError(f"cannot write {path}: folder {path.parent} does not exist")
     remove_stale_temporaries(path)
-    columns = derived_columns(dataset)
+    columns = {name: np.ascontiguousarray(array) for name, array in derived_columns(dataset).items()}
     manifest = build_manifest(dataset, columns)
-    payload = sum(array.nbytes for array in columns.values())
+    payload = sum(max(array.nbytes, layout.MIN_VALUE_SIZE) for array in columns.values())
     temp = path.parent / f".{path.name}{_TEMP_MARK}{os.getpid()}"
     try:
-        env = lmdb.open(
-            str(temp), subdir=False, map_size=int(payload * 1.25) + (64 << 20), max_dbs=2, lock=False, sync=False
-        )
-        try:
-            meta_db = env.open_db(layout.META_DB)
-            arrays_db = env.open_db(layout.ARRAYS_DB)
-            for name, array in columns.items():
+        map_size = int(payload * 1.25) + (64 << 20)
+        with _environment(temp, map_size) as (env, arrays_db, _):
+            for name, array in columns.items():  # one value per array, always in overflow pages
+                value = memoryview(array).cast("B")
+                if array.nbytes < layout.MIN_VALUE_SIZE:
+                    value = bytes(value) + bytes(layout.MIN_VALUE_SIZE - array.nbytes)
                 with env.begin(write=True) as txn:
-                    txn.put(name.encode(), memoryview(np.ascontiguousarray(array)).cast("B"), db=arrays_db)
-            with env.begin(write=True) as txn:  # the manifest goes last: a store without one is unreadable
-                txn.put(layout.MANIFEST_KEY, json.dumps(manifest, sort_keys=True).encode(), db=meta_db)
-            env.sync(True)
-        finally:
-            env.close()
+                    txn.put(name.encode(), value, db=arrays_db)
+            page_size = env.stat()["psize"]
+        offsets = locate_arrays(temp, columns, page_size)
+        for name, offset in offsets.items():
+            manifest["arrays"][name]["offset"] = offset
+        with _environment(temp, map_size) as (env, _, meta_db), env.begin(write=True) as txn:
+            # the manifest goes last: a store without one is unreadable; its transaction moves no array page
+            txn.put(layout.MANIFEST_KEY, json.dumps(manifest, sort_keys=True).encode(), db=meta_db)
+        if locate_arrays(temp, columns, page_size, expected=offsets) != offsets:
+            raise StoreError("the arrays moved while the manifest was written")  # LMDB never moves live pages
         with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temp, path)
@@ -114,6 +123,47 @@ def write_store(dataset: layout.Dataset, path: str | os.PathLike[str], overwrite
             temp.unlink()
         raise
     return manifest
+
+
+@contextlib.contextmanager
+def _environment(path: Path, map_size: int) -> Iterator[tuple[lmdb.Environment, Any, Any]]:
+    env = lmdb.open(str(path), subdir=False, map_size=map_size, max_dbs=2, lock=False, sync=False)
+    try:
+        yield env, env.open_db(layout.ARRAYS_DB), env.open_db(layout.META_DB)
+        env.sync(True)
+    finally:
+        env.close()
+
+
+def locate_arrays(
+    path: Path, columns: dict[str, np.ndarray], page_size: int, expected: dict[str, int] | None = None
+) -> dict[str, int]:
+    """Byte offset of every array in the LMDB file: an overflow page's data (after its 16-byte header) that
+    equals the array byte for byte. Readers map these offsets directly (py-lmdb's ``get`` would fault in every
+    page of a value); the full comparison makes a wrong offset impossible.
+
+    With ``expected``, only those offsets are checked (the result equals ``expected`` when they all hold).
+    """
+    found = {}
+    with (
+        open(path, "rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+        memoryview(data) as view,
+    ):
+        for name, array in columns.items():
+            wanted = memoryview(array).cast("B")
+            size = len(wanted)
+            candidates = (
+                [expected[name]] if expected is not None else range(_PAGE_HEADER, len(data) - size + 1, page_size)
+            )
+            head = bytes(wanted[:64])
+            for offset in candidates:
+                if data[offset : offset + len(head)] == head and view[offset : offset + size] == wanted:
+                    found[name] = offset
+                    break
+            else:
+                raise StoreError(f"could not locate array {name!r} in the written store")
+    return found
 
 
 def remove_stale_temporaries(path: Path) -> list[Path]:

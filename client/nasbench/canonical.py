@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from nasbench._memo import Memo
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 
@@ -123,11 +124,8 @@ def canonicalize(code: int) -> int:
     return pack(num_vertices, best_bits, best_labels)
 
 
-@functools.lru_cache(maxsize=_MATRIX_CACHE_SIZE)
-def _bits_from_bytes(dtype: str, num_vertices: int, data: bytes) -> int | None:
-    """Upper-triangle code of a small plain matrix, or None unless it is upper triangular with 0/1 entries."""
-    rows = np.frombuffer(data, dtype=dtype).reshape(num_vertices, num_vertices).tolist()
-    return _bits_from_rows(rows)
+_matrix_bits = Memo(_MATRIX_CACHE_SIZE)
+_MISSING = object()
 
 
 def _bits_from_rows(rows: list[list[Any]]) -> int | None:
@@ -148,11 +146,16 @@ def matrix_bits(matrix: Any) -> int | None:
     Float matrices give None even when their entries are 0.0/1.0: their original hash differs (reference §1.7,
     issue #32), so they never name a cell of the dataset.
     """
-    if isinstance(matrix, np.ndarray):
-        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.dtype.kind not in "biu":
-            return None
-        return _bits_from_bytes(matrix.dtype.str, matrix.shape[0], matrix.tobytes())
-    return matrix_bits(np.asarray(matrix))
+    if not isinstance(matrix, np.ndarray):
+        return matrix_bits(np.asarray(matrix))
+    shape, dtype = matrix.shape, matrix.dtype
+    if len(shape) != 2 or shape[0] != shape[1] or dtype.kind not in "biu" or shape[0] > MAX_VERTICES:
+        return None
+    memo_key = (dtype, matrix.tobytes())
+    bits = _matrix_bits.get(memo_key, _MISSING)
+    if bits is _MISSING:
+        bits = _matrix_bits.put(memo_key, _bits_from_rows(matrix.tolist()))
+    return bits
 
 
 def interior_labels(ops: Sequence[Any]) -> tuple[int, ...] | None:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import lmdb
+import numpy as np
 import pytest
 
 from nasbench import _cli
@@ -40,11 +41,20 @@ def test_verify_passes_and_prints_manifest(small_store: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["checksum"] == manifest["checksum"]
 
 
-def test_flipped_metric_fails_the_checksum(small_store: Path, tmp_path: Path) -> None:
+def _flip_byte(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("array", ["metrics", "keys", "hashes", "structure_rows"])
+def test_flipped_byte_fails_the_checksum(small_store: Path, tmp_path: Path, array: str) -> None:
+    """Bit rot inside an array: opening stays cheap, verification names the array."""
     copy = _copy(small_store, tmp_path)
-    _rewrite(copy, layout.ARRAYS_DB, b"metrics", lambda raw: raw[:100] + bytes([raw[100] ^ 1]) + raw[101:])
-    Store.open(copy).close()  # opening without verify stays cheap
-    with pytest.raises(StoreCorruptError, match="checksum mismatch in array 'metrics'"):
+    spec = Store.open(copy).manifest["arrays"][array]
+    _flip_byte(copy, spec["offset"] + 5)
+    Store.open(copy).close()
+    with pytest.raises(StoreCorruptError, match=f"checksum mismatch in array '{array}'"):
         verify.verify_store(copy)
 
 
@@ -63,11 +73,36 @@ def test_unknown_schema_is_refused(small_store: Path, tmp_path: Path, capsys) ->
     assert "Rebuild the store" in capsys.readouterr().err
 
 
-def test_truncated_array_is_detected(small_store: Path, tmp_path: Path) -> None:
+def test_truncated_file_is_detected(small_store: Path, tmp_path: Path) -> None:
     copy = _copy(small_store, tmp_path)
-    _rewrite(copy, layout.ARRAYS_DB, b"keys", lambda raw: raw[:-8])
-    with pytest.raises(StoreCorruptError, match="array 'keys'"):
+    last = max(spec["offset"] for spec in Store.open(copy).manifest["arrays"].values())
+    with open(copy, "r+b") as handle:
+        handle.truncate(last + 8)
+    with pytest.raises(StoreCorruptError, match="lies outside the file"):
         Store.open(copy)
+
+
+def test_manifest_with_a_wrong_shape_is_detected(small_store: Path, tmp_path: Path) -> None:
+    copy = _copy(small_store, tmp_path)
+
+    def shrink(raw: bytes) -> bytes:
+        manifest = json.loads(raw)
+        manifest["arrays"]["keys"]["shape"] = [3]
+        return json.dumps(manifest).encode()
+
+    _rewrite(copy, layout.META_DB, layout.MANIFEST_KEY, shrink)
+    with pytest.raises(StoreCorruptError, match="array 'keys' is missing or does not match"):
+        Store.open(copy)
+
+
+def test_open_twice_and_after_close(small_store: Path) -> None:
+    """A process may open one store many times; views taken before close stay valid."""
+    first, second = Store.open(small_store), Store.open(small_store)
+    kept = first.metrics[3].copy()
+    view = second.metrics[3]
+    second.close()
+    np.testing.assert_array_equal(view, kept)
+    first.close()
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,12 @@ failed inside numpy with an unrelated message; tuple ops that need pruning are p
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from nasbench._memo import Memo
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import graph_util
 
@@ -39,19 +39,15 @@ _ANALYSIS_CACHE_MAX_VERTICES = 16
 
 def _as_matrix(matrix: Any) -> np.ndarray:
     """``np.array(matrix)``, with a clear error where numpy would fail on a ragged or odd input."""
-    if isinstance(matrix, np.ndarray):
-        return matrix
     try:
         return np.array(matrix)
     except (ValueError, TypeError) as exc:
         raise InvalidSpecError(f"matrix must be square: could not read it as a 2-D array of numbers ({exc})") from None
 
 
-def _copy_ops(ops: Any) -> Any:
-    """A copy equal to ``copy.deepcopy(ops)``, cheap for the common list of strings."""
-    if type(ops) is list and all(type(op) is str for op in ops):
-        return ops[:]
-    return copy.deepcopy(ops)
+def _plain_ops(ops: Any) -> bool:
+    """True for a list of strings, whose deep copy is a plain slice."""
+    return type(ops) is list and all(type(op) is str for op in ops)
 
 
 def _copy_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -104,17 +100,20 @@ def _analyze_rows(rows: list[list[Any]]) -> tuple[int, ...] | None:
     return _extraneous_vertices(_successor_masks(rows))
 
 
-@functools.lru_cache(maxsize=_ANALYSIS_CACHE_SIZE)
-def _analyze_bytes(dtype: str, size: int, data: bytes) -> tuple[int, ...] | None:
-    """``_analyze_rows`` memoized on the raw bytes of a small plain array (specs repeat constantly)."""
-    return _analyze_rows(np.frombuffer(data, dtype=dtype).reshape(size, size).tolist())
+_analysis = Memo(_ANALYSIS_CACHE_SIZE)
+_MISSING = object()
 
 
 def _analyze(matrix: np.ndarray) -> tuple[int, ...] | None:
-    size = matrix.shape[0]
-    if matrix.dtype.kind in _PLAIN_KINDS and size <= _ANALYSIS_CACHE_MAX_VERTICES:
-        return _analyze_bytes(matrix.dtype.str, size, matrix.tobytes())
-    return _analyze_rows(matrix.tolist())
+    """``_analyze_rows``, memoized on the dtype and bytes of small plain square matrices (specs repeat)."""
+    dtype = matrix.dtype
+    if dtype.kind not in _PLAIN_KINDS or matrix.shape[0] > _ANALYSIS_CACHE_MAX_VERTICES:
+        return _analyze_rows(matrix.tolist())
+    memo_key = (dtype, matrix.tobytes())
+    extraneous = _analysis.get(memo_key, _MISSING)
+    if extraneous is _MISSING:
+        extraneous = _analysis.put(memo_key, _analyze_rows(matrix.tolist()))
+    return extraneous
 
 
 class ModelSpec:
@@ -133,7 +132,8 @@ class ModelSpec:
     """
 
     def __init__(self, matrix: Any, ops: Sequence[Any], data_format: str = "channels_last") -> None:
-        matrix = _as_matrix(matrix)
+        if not isinstance(matrix, np.ndarray):
+            matrix = _as_matrix(matrix)
         shape = matrix.shape
         if len(shape) != 2 or shape[0] != shape[1]:
             raise InvalidSpecError("matrix must be square")
@@ -150,9 +150,13 @@ class ModelSpec:
             raise InvalidSpecError("matrix must be upper triangular")
 
         self.original_matrix = _copy_matrix(matrix)
-        self.original_ops = _copy_ops(ops)
         self.matrix: np.ndarray | None = _copy_matrix(matrix)
-        self.ops: list[Any] | None = _copy_ops(ops)
+        if _plain_ops(ops):
+            self.original_ops = ops[:]
+            self.ops: list[Any] | None = ops[:]
+        else:
+            self.original_ops = copy.deepcopy(ops)
+            self.ops = copy.deepcopy(ops)
         self.valid_spec = True
         self._prune(extraneous)
         self.data_format = data_format

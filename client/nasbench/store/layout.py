@@ -2,8 +2,14 @@
 
 A store is one LMDB file (``subdir=False``) with two named databases:
 
-- ``meta``: ``b"manifest"`` → UTF-8 JSON (schema version, source, counts, epochs, array specs, checksums).
-- ``arrays``: array name → the raw C-contiguous bytes of a numpy array, read back zero-copy.
+- ``meta``: ``b"manifest"`` → UTF-8 JSON (schema version, source, counts, epochs, and per array its dtype,
+  shape, xxh3-128 checksum and byte offset in the file).
+- ``arrays``: array name → the raw C-contiguous bytes of a numpy array (padded to ``MIN_VALUE_SIZE`` so every
+  array lives in LMDB overflow pages, contiguous in the file).
+
+Readers take the manifest through LMDB and map the arrays at their recorded offsets (read-only ``mmap``): pages
+load only when touched. (py-lmdb's ``get`` touches every page of a value before returning it, which would read
+the whole store into memory at open.) The writer finds each offset by comparing the file's bytes with the array.
 
 Columns, one row per cell, rows in order of first appearance of the hash in the source file
 (the order of ``hash_iterator``)::
@@ -16,14 +22,17 @@ Columns, one row per cell, rows in order of first appearance of the hash in the 
     num_edges      uint8[cells]                edges of the cell
     metrics        float64[cells, epochs, 3, 8]  per budget (ascending) and repeat (file order), METRIC_FIELDS
 
-Indexes, sorted for binary search (vectorized with ``np.searchsorted``)::
+Indexes::
 
-    key_order      uint32[cells]               rows sorted by canonical key
+    key_order      uint32[cells]               rows sorted by canonical key (binary search, vectorized)
     hash_order     uint32[cells]               rows sorted by hash (bytes order)
     sorted_hash_prefix uint64[cells]           big-endian first 8 bytes of hashes[hash_order]
+    structure_codes uint64[structures]         distinct ``key >> 10`` (V and edges), ascending
+    structure_rows int32[structures, 243]      row of (structure, labels in base 3), -1 where absent
 
-The design card suggested LMDB index databases (hash → row, key → row); sorted columns answer the same
-lookups at the same cost for one key and about 50x cheaper per key for a batch, with one code path.
+``structure_codes``/``structure_rows`` answer one key in O(1) (a dict lookup and an index); the sorted
+columns answer batches with one ``np.searchsorted``. The design card suggested LMDB index databases instead;
+these columns are as fast for one key, far faster per key for a batch, and zero-copy.
 """
 
 from __future__ import annotations
@@ -52,25 +61,39 @@ METRIC_FIELDS: tuple[str, ...] = (
 HALFWAY = slice(0, 4)
 FINAL = slice(4, 8)
 
-# name -> (dtype, trailing shape after the row axis; "E" stands for the number of epoch budgets)
+MIN_VALUE_SIZE = 4096  # smaller values would sit inside LMDB's B-tree pages instead of their own pages
+LABEL_SLOTS = 3**5  # interior labellings of a 7-vertex cell
+
+# name -> (dtype, shape; "N" = cells, "E" = epoch budgets, "S" = distinct structures)
 COLUMNS: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "hashes": ("|u1", (16,)),
-    "keys": ("<u8", ()),
-    "representatives": ("<u8", ()),
-    "parameters": ("<i4", ()),
-    "num_vertices": ("|u1", ()),
-    "num_edges": ("|u1", ()),
-    "metrics": ("<f8", ("E", NUM_REPEATS, len(METRIC_FIELDS))),
-    "key_order": ("<u4", ()),
-    "hash_order": ("<u4", ()),
-    "sorted_hash_prefix": ("<u8", ()),
+    "hashes": ("|u1", ("N", 16)),
+    "keys": ("<u8", ("N",)),
+    "representatives": ("<u8", ("N",)),
+    "parameters": ("<i4", ("N",)),
+    "num_vertices": ("|u1", ("N",)),
+    "num_edges": ("|u1", ("N",)),
+    "metrics": ("<f8", ("N", "E", NUM_REPEATS, len(METRIC_FIELDS))),
+    "key_order": ("<u4", ("N",)),
+    "hash_order": ("<u4", ("N",)),
+    "sorted_hash_prefix": ("<u8", ("N",)),
+    "structure_codes": ("<u8", ("S",)),
+    "structure_rows": ("<i4", ("S", LABEL_SLOTS)),
 }
 
 
-def column_shape(name: str, cells: int, epochs: int) -> tuple[int, ...]:
-    """Full shape of a column for a store of ``cells`` rows and ``epochs`` budgets."""
-    _, trailing = COLUMNS[name]
-    return (cells, *(epochs if dim == "E" else dim for dim in trailing))
+def column_shape(name: str, cells: int, epochs: int, structures: int) -> tuple[int, ...]:
+    """Full shape of a column for a store of ``cells`` rows, ``epochs`` budgets and ``structures``."""
+    sizes = {"N": cells, "E": epochs, "S": structures}
+    return tuple(sizes.get(dim, dim) for dim in COLUMNS[name][1])
+
+
+def _base3_of_label_codes() -> np.ndarray:
+    digits = np.arange(1024)
+    return sum(((digits >> (2 * j)) & 3) * 3**j for j in range(5)).astype(np.int64)
+
+
+# label code (10 bits, base 4) -> the same digits read in base 3: a dense index 0..242 for valid labels
+BASE3_OF_LABELS = _base3_of_label_codes()
 
 
 def hash_prefix(digests: np.ndarray) -> np.ndarray:

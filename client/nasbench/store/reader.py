@@ -1,8 +1,9 @@
 """Open a store read-only and look cells up, zero-copy.
 
-The environment is opened read-only with ``lock=False`` and readahead off; one read transaction with
-``buffers=True`` lives as long as the Store, so every column is a numpy view straight into the memory map.
-Open a Store in the process that uses it (after any fork): LMDB environments do not survive fork.
+The manifest is read through LMDB (read-only, ``lock=False``) and the environment closed at once; the arrays
+are numpy views of a read-only ``mmap`` of the file at the offsets the manifest records, so pages load only
+when touched and every process sharing the file shares the page cache. Nothing holds an LMDB environment or
+transaction, so Stores survive fork and a process may open the same file any number of times.
 
 Usage::
 
@@ -14,7 +15,9 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -23,24 +26,21 @@ import lmdb
 import numpy as np
 import xxhash
 
+from nasbench import canonical
 from nasbench.errors import StoreCorruptError, StoreError, StoreNotFoundError, StoreSchemaError
 from nasbench.store import layout
+
+_BITS_SHIFT = canonical.BITS_SHIFT
+_LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
 
 
 class Store:
     """A read-only store: manifest, zero-copy columns, and lookups by canonical key and by hash."""
 
-    def __init__(
-        self,
-        path: Path,
-        env: lmdb.Environment,
-        txn: lmdb.Transaction,
-        manifest: dict[str, Any],
-        columns: dict[str, np.ndarray],
-    ) -> None:
+    def __init__(self, path: Path, data: mmap.mmap, manifest: dict[str, Any], columns: dict[str, np.ndarray]):
         self.path = path
-        self._env = env
-        self._txn = txn  # keeps every zero-copy column valid
+        self._data = data
+        self._columns = columns
         self.manifest = manifest
         self.epochs: tuple[int, ...] = tuple(manifest["epochs"])
         self._epoch_index = {epochs: index for index, epochs in enumerate(self.epochs)}
@@ -52,14 +52,18 @@ class Store:
         self.num_edges = columns["num_edges"]  # uint8[cells]
         self.metrics = columns["metrics"]  # float64[cells, epochs, 3, 8]
         self.key_order = columns["key_order"]  # uint32[cells]
-        self._sorted_keys = self.keys[self.key_order]  # uint64[cells], sorted (a copy: 3.4 MB at full scale)
         self.hash_order = columns["hash_order"]  # uint32[cells]
         self.sorted_hash_prefix = columns["sorted_hash_prefix"]  # uint64[cells]
+        self.structure_codes = columns["structure_codes"]  # uint64[structures]
+        self.structure_rows = columns["structure_rows"]  # int32[structures, 243]
+        self._structure_index = {code: i for i, code in enumerate(self.structure_codes.tolist())}
+        self._base3 = layout.BASE3_OF_LABELS.tolist()
+        self._sorted_keys: np.ndarray | None = None
         self.cells = len(self.keys)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], verify: bool = False) -> Store:
-        """Open a store read-only; with ``verify`` re-check every array checksum first.
+        """Open a store read-only; with ``verify``, re-check every array checksum first.
 
         Raises:
           StoreNotFoundError: nothing at ``path``.
@@ -71,21 +75,45 @@ class Store:
             raise StoreNotFoundError(f"no store at {path}")
         if path.is_dir():
             raise StoreError(f"{path} is a folder; a store is a single LMDB file")
-        try:
-            env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, max_dbs=2)
-        except lmdb.Error as exc:
-            raise StoreCorruptError(f"{path} is not an LMDB store ({exc})") from None
-        try:
-            txn, manifest, columns = _read(env, path, verify)
-        except BaseException:
-            env.close()
-            raise
-        return cls(path, env, txn, manifest, columns)
+        manifest = _read_manifest(path)
+        with open(path, "rb") as handle:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        columns = _map_columns(path, data, manifest)  # on failure the map goes with the exception
+        store = cls(path, data, manifest, columns)
+        if verify:
+            store.verify_checksums()
+        return store
 
     def close(self) -> None:
-        """Release the memory map; the columns must not be used afterwards."""
-        self._txn.abort()
-        self._env.close()
+        """Drop this Store's views; the file is unmapped once no array taken from it is alive."""
+        self._columns = {}
+        for name in (
+            "hashes",
+            "keys",
+            "representatives",
+            "parameters",
+            "num_vertices",
+            "num_edges",
+            "metrics",
+            "key_order",
+            "hash_order",
+            "sorted_hash_prefix",
+            "structure_codes",
+            "structure_rows",
+        ):
+            setattr(self, name, None)
+        with contextlib.suppress(BufferError):  # a caller still holds a view: the map goes when it does
+            self._data.close()
+
+    def verify_checksums(self) -> None:
+        """Re-hash every array and compare with the manifest.
+
+        Raises:
+          StoreCorruptError: naming the first array whose checksum differs.
+        """
+        for name, spec in self.manifest["arrays"].items():
+            if checksum(self._columns[name]) != spec["xxh3_128"]:
+                raise StoreCorruptError(f"{self.path}: checksum mismatch in array {name!r}")
 
     # --- lookups -----------------------------------------------------------------------------------------
 
@@ -94,17 +122,19 @@ class Store:
         return self._epoch_index.get(epochs, -1)
 
     def row_of_key(self, key: int) -> int:
-        """Row of a canonical key, or -1 when the cell is not in the store."""
-        position = int(self._sorted_keys.searchsorted(np.uint64(key)))
-        if position < self.cells and int(self._sorted_keys[position]) == key:
-            return int(self.key_order[position])
-        return -1
+        """Row of a canonical key, or -1 when the cell is not in the store (O(1): structure, then labels)."""
+        structure = self._structure_index.get(key >> _BITS_SHIFT)
+        if structure is None:
+            return -1
+        return self.structure_rows.item(structure, self._base3[key & _LABELS_MASK])
 
     def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """Rows of many canonical keys (int64, -1 where absent), vectorized."""
         keys = np.asarray(keys, dtype=np.uint64)
         if self.cells == 0:
             return np.full(keys.shape, -1, dtype=np.int64)
+        if self._sorted_keys is None:
+            self._sorted_keys = self.keys[self.key_order]  # uint64[cells], sorted (3.4 MB at full scale)
         positions = np.minimum(self._sorted_keys.searchsorted(keys), self.cells - 1)
         found = self._sorted_keys[positions] == keys
         return np.where(found, self.key_order[positions].astype(np.int64), -1)
@@ -129,39 +159,54 @@ class Store:
         return f"Store({str(self.path)!r}, cells={self.cells}, epochs={list(self.epochs)})"
 
 
-def _read(
-    env: lmdb.Environment, path: Path, verify: bool
-) -> tuple[lmdb.Transaction, dict[str, Any], dict[str, np.ndarray]]:
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, max_dbs=2)
+    except lmdb.Error as exc:
+        raise StoreCorruptError(f"{path} is not an LMDB store ({exc})") from None
     try:
         meta_db = env.open_db(layout.META_DB, create=False)
-        arrays_db = env.open_db(layout.ARRAYS_DB, create=False)
+        with env.begin() as txn:
+            raw = txn.get(layout.MANIFEST_KEY, db=meta_db)
     except lmdb.Error:
         raise StoreCorruptError(f"{path} is not a nasbench store (its databases are missing)") from None
-    txn = env.begin(buffers=True)
-    raw = txn.get(layout.MANIFEST_KEY, db=meta_db)
+    finally:
+        env.close()
     if raw is None:
         raise StoreCorruptError(f"{path} has no manifest: the build did not finish")
     try:
-        manifest = json.loads(bytes(raw))
+        manifest = json.loads(raw)
     except ValueError:
         raise StoreCorruptError(f"{path} has an unreadable manifest") from None
-    version = manifest.get("schema_version")
+    version = manifest.get("schema_version") if isinstance(manifest, dict) else None
     if version != layout.SCHEMA_VERSION:
         raise StoreSchemaError(
             f"{path} uses store schema {version!r}; this version of nasbench reads schema {layout.SCHEMA_VERSION}. "
             "Rebuild the store with `nasbench build`."
         )
+    return manifest
+
+
+def _map_columns(path: Path, data: mmap.mmap, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    try:
+        sizes = (int(manifest["cells"]), len(manifest["epochs"]), int(manifest["structures"]))
+        arrays = manifest["arrays"]
+    except (KeyError, TypeError, ValueError):
+        raise StoreCorruptError(f"{path}: the manifest lacks cells, epochs, structures or arrays") from None
     columns = {}
-    cells, epochs = int(manifest["cells"]), len(manifest["epochs"])
     for name, (dtype, _) in layout.COLUMNS.items():
-        spec = manifest["arrays"].get(name)
-        buffer = txn.get(name.encode(), db=arrays_db)
-        shape = layout.column_shape(name, cells, epochs)
-        if spec is None or buffer is None or list(shape) != spec["shape"] or spec["dtype"] != np.dtype(dtype).str:
+        spec = arrays.get(name)
+        shape = layout.column_shape(name, *sizes)
+        if not isinstance(spec, dict) or spec.get("shape") != list(shape) or spec.get("dtype") != np.dtype(dtype).str:
             raise StoreCorruptError(f"{path}: array {name!r} is missing or does not match the manifest")
-        if len(buffer) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
-            raise StoreCorruptError(f"{path}: array {name!r} has {len(buffer)} bytes, expected shape {shape}")
-        if verify and xxhash.xxh3_128_hexdigest(buffer) != spec["xxh3_128"]:
-            raise StoreCorruptError(f"{path}: checksum mismatch in array {name!r}")
-        columns[name] = np.frombuffer(buffer, dtype=dtype).reshape(shape)
-    return txn, manifest, columns
+        offset, count = spec.get("offset"), int(np.prod(shape))
+        nbytes = count * np.dtype(dtype).itemsize
+        if not isinstance(offset, int) or offset < 0 or offset + nbytes > len(data):
+            raise StoreCorruptError(f"{path}: array {name!r} lies outside the file ({len(data)} bytes)")
+        columns[name] = np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
+    return columns
+
+
+def checksum(array: np.ndarray) -> str:
+    """xxh3-128 (hex) of a C-contiguous array's bytes: the manifest's per-array checksum."""
+    return xxhash.xxh3_128_hexdigest(memoryview(array).cast("B"))

@@ -1,0 +1,82 @@
+"""The local backend: a store opened in this process, read through the engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterator, Sequence
+
+import numpy as np
+
+from nasbench import canonical
+from nasbench.engine import Cell, Engine
+
+_BITS_SHIFT = canonical.BITS_SHIFT
+_LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
+
+
+class LocalBackend:
+    """Serves cells straight from a memory-mapped store (zero-copy metrics views)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.epochs = engine.epochs
+        self.cell_by_hash = engine.cell_by_hash
+        store = engine.store
+        self._structure_index = store._structure_index
+        self._structure_rows = store.structure_rows
+        self._base3 = store._base3
+        self._representatives = store.representatives
+        self._parameters = store.parameters
+        self._metrics = store.metrics
+
+    def cell_by_key(self, key: int) -> Cell | None:
+        """``Engine.cell_by_key``, inlined: this is the hot path of every query."""
+        structure = self._structure_index.get(key >> _BITS_SHIFT)
+        if structure is None:
+            return None
+        row = self._structure_rows.item(structure, self._base3[key & _LABELS_MASK])
+        if row < 0:
+            return None
+        return Cell(key, self._representatives.item(row), self._parameters.item(row), self._metrics[row])
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> LocalBackend:
+        return cls(Engine.open(path))
+
+    def __len__(self) -> int:
+        return self.engine.cells
+
+    def cells_by_keys(self, keys: Sequence[int]) -> list[Cell | None]:
+        rows = self.engine.rows_of_keys(np.array(keys, dtype=np.uint64))
+        return [None if row < 0 else self.engine.cell(row) for row in rows.tolist()]
+
+    def hash_strings(self) -> Iterator[str]:
+        return self.engine.hash_strings()
+
+    def sample(
+        self,
+        k: int,
+        seed: int,
+        *,
+        num_vertices: Collection[int] | None = None,
+        num_edges: Collection[int] | None = None,
+        min_parameters: int | None = None,
+        max_parameters: int | None = None,
+        ops: Collection[str] | None = None,
+    ) -> list[Cell]:
+        rows = self.engine.sample(
+            k,
+            np.random.default_rng(seed),
+            num_vertices=num_vertices,
+            num_edges=num_edges,
+            min_parameters=min_parameters,
+            max_parameters=max_parameters,
+            ops=ops,
+        )
+        return [self.engine.cell(row) for row in rows.tolist()]
+
+    def neighbors(self, key: int) -> list[Cell]:
+        return [self.engine.cell(row) for row in self.engine.neighbors(key).tolist()]
+
+    def close(self) -> None:
+        self.engine.close()

@@ -1,0 +1,159 @@
+"""The search domain: the original ``_check_spec`` rules, and naming a spec's cell by canonical key or hash.
+
+Both backends (local store, remote server) and the server itself check specs here, so every path raises the
+same errors with the original messages (reference §1.7).
+
+Naming a cell: for an integer or bool matrix of 0/1 entries with the default op order, the canonical key names
+exactly the cell whose original hash the spec has (hashes are isomorphism-invariant and tell the space's cells
+apart). Anything else (float matrices, entries like 2, a reordered ``available_ops``) hashes differently from
+every stored cell in the original (issue #32), so it is named by its original hash and, as there, not found.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from nasbench import canonical
+from nasbench._memo import Memo
+from nasbench.errors import OutOfDomainError, TooManyVerticesError
+from nasbench.lib import config
+
+_DEFAULT_OPS = list(config.AVAILABLE_OPS)
+
+
+def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
+    """Apply the original rules, in the original order; return the canonical key when it names the cell.
+
+    Args:
+      spec: a pruned ``ModelSpec`` (or any object with ``valid_spec``, ``matrix`` and ``ops``).
+      cfg: the configuration (``module_vertices``, ``max_edges``, ``available_ops`` are read from it).
+
+    Returns:
+      The canonical key, or None when only the original hash can name the cell (see the module docstring).
+
+    Raises:
+      OutOfDomainError: with the original messages.
+      TooManyVerticesError: (an OutOfDomainError and a TypeError) for more than ``module_vertices`` vertices;
+        the original raised a bare TypeError there (reference §1.7).
+      TypeError: ``spec`` is not a ModelSpec.
+    """
+    try:
+        valid, ops, matrix = spec.valid_spec, spec.ops, spec.matrix
+    except AttributeError:
+        raise TypeError(f"expected a ModelSpec, got {type(spec).__name__}") from None
+    if not valid:
+        raise OutOfDomainError("invalid spec, provided graph is disconnected.")
+    num_vertices = len(ops)
+    if num_vertices > cfg["module_vertices"]:
+        raise TooManyVerticesError(
+            "too many vertices, got %d (max vertices = %d)" % (num_vertices, cfg["module_vertices"])
+        )
+    facts = _known_cell(matrix, ops)
+    if facts is not None and cfg["available_ops"] == _DEFAULT_OPS:  # the common case, one memo lookup
+        num_edges, key = facts
+        if num_edges > cfg["max_edges"]:
+            raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
+        return key
+    bits = canonical.matrix_bits(matrix) if num_vertices <= canonical.MAX_VERTICES else None
+    num_edges = bits.bit_count() if bits is not None else np.sum(matrix)
+    if num_edges > cfg["max_edges"]:
+        raise OutOfDomainError("too many edges, got %s (max edges = %d)" % (_as_count(num_edges), cfg["max_edges"]))
+    available = cfg["available_ops"]
+    label_code = _default_label_code(ops) if available == _DEFAULT_OPS else None
+    if label_code is None:  # not the common case: the original checks, one by one
+        if ops[0] != config.INPUT:
+            raise OutOfDomainError("first operation should be 'input'")
+        if ops[-1] != config.OUTPUT:
+            raise OutOfDomainError("last operation should be 'output'")
+        for op in ops[1:-1]:
+            if op not in available:
+                raise OutOfDomainError("unsupported op %s (available ops = %s)" % (op, available))
+        return None
+    if bits is None:
+        return None
+    return canonical.canonicalize(num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT | label_code)
+
+
+_facts = Memo(1 << 16)  # (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None
+_MISSING = object()
+
+
+def _known_cell(matrix: Any, ops: Any) -> tuple[int, int] | None:
+    """(edges, canonical key) of an integer/bool 0/1 matrix of at most 7 vertices whose ops are input, known
+    ops, output; None for anything else. Memoized on the matrix bytes and the ops."""
+    if type(matrix) is not np.ndarray or matrix.dtype.kind not in "biu":
+        return None
+    try:
+        memo_key = (matrix.dtype, matrix.shape, matrix.tobytes(), tuple(ops))
+        facts = _facts.get(memo_key, _MISSING)
+    except TypeError:  # unhashable ops
+        return None
+    if facts is _MISSING:
+        facts = _facts.put(memo_key, _cell_facts(matrix, memo_key[3]))
+    return facts
+
+
+def _cell_facts(matrix: np.ndarray, ops: tuple[Any, ...]) -> tuple[int, int] | None:
+    bits = canonical.matrix_bits(matrix)
+    labels = canonical.interior_labels(ops)
+    if bits is None or labels is None or len(ops) != matrix.shape[0]:
+        return None
+    return bits.bit_count(), canonical.canonicalize(canonical.pack(len(ops), bits, labels))
+
+
+def _default_label_code(ops: Any) -> int | None:
+    """The packed interior labels of ops that pass every op check with the default ``available_ops``, else None."""
+    try:
+        return _label_code(tuple(ops))
+    except TypeError:  # unhashable ops
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _label_code(ops: tuple[Any, ...]) -> int | None:
+    labels = canonical.interior_labels(ops)
+    if labels is None:
+        return None
+    return canonical.pack(0, 0, labels)
+
+
+def _as_count(value: Any) -> str:
+    """``'%d' % value`` as the original printed it, or the value itself where %d cannot (infinity)."""
+    try:
+        return "%d" % value
+    except (OverflowError, ValueError, TypeError):
+        return str(value)
+
+
+def neighbor_keys(key: int, cfg: Mapping[str, Any] | None = None) -> list[int]:
+    """Canonical keys of the cells one edit away from ``key``: one edge flipped or one interior op changed,
+    pruned, inside the space, de-duplicated, the cell itself excluded; ascending."""
+    from nasbench.lib.model_spec import ModelSpec
+
+    cfg = cfg if cfg is not None else config.build_config()
+    matrix, ops = canonical.decode(key)
+    size = len(matrix)
+    candidates = []
+    for src in range(size - 1):
+        for dst in range(src + 1, size):
+            flipped = matrix.copy()
+            flipped[src, dst] ^= 1
+            candidates.append((flipped, ops))
+    for vertex in range(1, size - 1):
+        for op in config.AVAILABLE_OPS:
+            if op != ops[vertex]:
+                candidates.append((matrix, [*ops[:vertex], op, *ops[vertex + 1 :]]))
+    found = set()
+    for candidate_matrix, candidate_ops in candidates:
+        spec = ModelSpec(candidate_matrix, candidate_ops)
+        try:
+            neighbor = check_spec(spec, cfg)
+        except OutOfDomainError:
+            continue
+        if neighbor is not None and neighbor != key:
+            found.add(neighbor)
+    return sorted(found)
