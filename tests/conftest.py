@@ -43,3 +43,16 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, small_synthetic: synth
     path = folder / "small.lmdb"
     writer.write_store(source.read_dataset(record_file, workers=1), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def full_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
+    """The whole space, all four budgets (a synthetic nasbench_full)."""
+    return synthetic.synthesize(seed=11, table=space_table)
+
+
+@pytest.fixture(scope="session")
+def full_store(tmp_path_factory: pytest.TempPathFactory, full_synthetic: synthetic.SyntheticDataset) -> Path:
+    path = tmp_path_factory.mktemp("full") / "full.lmdb"
+    writer.write_store(full_synthetic.dataset, path)
+    return path
