@@ -19,6 +19,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("nasbench_builder.cli", "builder", "build a store from an original .tfrecord file"),
     "synth": ("nasbench_builder.cli", "builder", "write a synthetic dataset in the original .tfrecord format"),
     "verify": ("nasbench_builder.cli", "builder", "re-check a store and print its manifest"),
+    "serve": ("nasbench_server.cli", "server", "serve a store (or the embedded synthetic one) over gRPC"),
 }
 
 

@@ -40,12 +40,11 @@ from collections.abc import Collection, Iterator, KeysView, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from nasbench import domain, errors
 from nasbench.backends.base import Backend
 from nasbench.datasets import open_backend
-from nasbench.engine import Cell, representative
+from nasbench.engine import Cell, hashed_repeat, representative
 from nasbench.lib import config
 from nasbench.lib import model_metrics_pb2 as model_metrics_pb2
 from nasbench.lib import model_spec as _model_spec
@@ -90,77 +89,33 @@ def _check_policy(repeat: Any) -> Any:
     )
 
 
-class NASBench:
-    """User-facing API for accessing the NAS-Bench-101 dataset.
+class _Surface:
+    """What the synchronous and the asyncio API share: configuration, the budget, the random draw, the checks,
+    and turning cells into the original answers. Subclasses provide the cells."""
 
-    Args:
-      dataset_file: a store built by ``nasbench build`` (opened in-process, in milliseconds); an original
-        ``.tfrecord`` file (built into a store next to it, or in the cache folder, the first time); or a server
-        address: ``grpc://host:port``, ``host:port``, several of those comma-separated, or ``unix:/path``.
-      seed: seeds Python's global ``random`` (None reseeds it from the OS), exactly as the original does.
-      repeat: the default repeat policy of ``query``: None (the original random draw), an index 0-2 (always
-        that repeat), ``'mean'`` (the mean over the three repeats), ``'all'`` (lists of the three values), or
-        ``'hashed'`` (a repeat chosen from the cell, the budget and ``seed``: the same whatever the query
-        order, and without touching ``random``). ``'mean'`` and ``'all'`` charge the budget one run, at the
-        mean training time.
-      cache_dir: where stores built from .tfrecord files go when their folder is not writable.
+    config: dict[str, Any]
+    valid_epochs: set[int]
+    history: dict[str, Any]
+    training_time_spent: float
+    total_epochs_spent: int
 
-    Raises:
-      StoreError: the store is missing, damaged or of an unknown schema.
-      ServiceUnavailableError: no server answers at the address.
-    """
-
-    def __init__(
-        self,
-        dataset_file: str | os.PathLike[str],
-        seed: int | None = None,
-        *,
-        repeat: Any = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-    ) -> None:
+    def _setup(self, seed: int | None, repeat: Any) -> None:
+        """The original's first steps (config, then the global seed), plus the extensions' state."""
         self.config = config.build_config()
         random.seed(seed)
         self._repeat = _check_policy(repeat)
         self._seed = 0 if seed is None else seed
         self._sample_rng = np.random.default_rng(seed)
-        self._backend: Backend = open_backend(dataset_file, cache_dir)
-        self._epochs = self._backend.epochs
-        self._epoch_index = {epochs: index for index, epochs in enumerate(self._epochs)}
-        self.valid_epochs: set[int] = set()
-        for epochs in self._epochs:  # insertion order as the original's file scan (the repr shows it)
-            self.valid_epochs.add(epochs)
-        self.fixed_statistics: Mapping[str, dict[str, Any]] = FixedStatistics(self)
-        self.computed_statistics: Mapping[str, dict[int, list[dict[str, float]]]] = ComputedStatistics(self)
-        self.history: dict[str, Any] = {}
+
+    def _set_epochs(self, epochs: Sequence[int]) -> None:
+        self._epochs = tuple(epochs)
+        self._epoch_index = {budget: index for index, budget in enumerate(self._epochs)}
+        self.valid_epochs = set()
+        for budget in self._epochs:  # insertion order as the original's file scan (the repr shows it)
+            self.valid_epochs.add(budget)
+        self.history = {}
         self.training_time_spent = 0.0
         self.total_epochs_spent = 0
-
-    # --- the original surface -------------------------------------------------------------------------------
-
-    def query(self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT):
-        """Fetch one training run of the cell (one of its three repeats) and charge it to the budget.
-
-        Args:
-          model_spec: the cell.
-          epochs: a budget in ``valid_epochs``.
-          stop_halfway: the metrics at half the budget, of the same run (charged half the epochs).
-          repeat: overrides the constructor's repeat policy for this call (keyword only).
-
-        Returns:
-          ``{'module_adjacency', 'module_operations', 'trainable_parameters', 'training_time',
-          'train_accuracy', 'validation_accuracy', 'test_accuracy'}``, adjacency and ops as the dataset stores
-          them.
-
-        Raises:
-          OutOfDomainError: invalid epochs or a spec outside the space (original messages).
-          KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
-        """
-        self._check_epochs(epochs)
-        key = domain.check_spec(model_spec, self.config)
-        cell = None if key is None else self._backend.cell_by_key(key)
-        if cell is None:
-            cell = self._cell_of_unkeyed_spec(model_spec, key)
-        return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
 
     def is_valid(self, model_spec: ModelSpec) -> bool:
         """True iff the spec passes the checks of the search domain (presence in the data is not checked)."""
@@ -185,96 +140,11 @@ class NASBench:
             "code for training. Query the dataset with query() instead."
         )
 
-    def hash_iterator(self) -> KeysView[str]:
-        """Every hash of the dataset, in the order of first appearance in the source file."""
-        return self.fixed_statistics.keys()
-
-    def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
-        """``(fixed_stat, computed_stat)`` of a hash: fresh copies; unknown hash → KeyError(module_hash)."""
-        cell = self._cell_of_hash(module_hash)
-        return self._fixed(cell), self._computed(cell)
-
-    def get_metrics_from_spec(self, model_spec: ModelSpec) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
-        """``get_metrics_from_hash`` of the spec's cell, after the checks of ``query``."""
-        cell = self._cell_of_spec(model_spec)
-        return self._fixed(cell), self._computed(cell)
-
     def _check_spec(self, model_spec: ModelSpec) -> None:
         domain.check_spec(model_spec, self.config)
 
     def _hash_spec(self, model_spec: ModelSpec) -> str:
         return model_spec.hash_spec(self.config["available_ops"])
-
-    # --- extensions ------------------------------------------------------------------------------------------
-
-    def query_batch(
-        self, model_specs: Sequence[ModelSpec], epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT
-    ) -> list[dict[str, Any]]:
-        """``[query(spec) for spec in model_specs]``, but all or nothing.
-
-        Every spec is checked and looked up first; if one fails, its error is raised and neither the budget
-        nor the random stream has moved. Otherwise repeats are drawn in order, exactly as that many ``query``
-        calls would draw them.
-
-        Example::
-
-            results = nasbench.query_batch([spec_a, spec_b], epochs=36)
-        """
-        self._check_epochs(epochs)
-        policy = self._repeat if repeat is _DEFAULT else _check_policy(repeat)
-        cells = [self._cell_of_spec(spec) for spec in model_specs]
-        return [self._answer(cell, epochs, stop_halfway, policy) for cell in cells]
-
-    def sample(
-        self,
-        k: int = 1,
-        *,
-        seed: int | None = None,
-        num_vertices: Collection[int] | int | None = None,
-        num_edges: Collection[int] | int | None = None,
-        min_parameters: int | None = None,
-        max_parameters: int | None = None,
-        ops: Collection[str] | None = None,
-    ) -> list[ModelSpec]:
-        """``k`` distinct cells drawn uniformly from the data, as ModelSpecs of their stored representatives.
-
-        Uses its own generator (seeded by the constructor's seed, or by ``seed``), never Python's global
-        ``random``, so sampling does not disturb the repeats ``query`` draws. Nothing is charged.
-
-        Example::
-
-            specs = nasbench.sample(100, num_vertices=7, ops={api.CONV3X3, api.MAXPOOL3X3})
-        """
-        draw_seed = int(self._sample_rng.integers(2**63)) if seed is None else seed
-        cells = self._backend.sample(
-            k,
-            draw_seed,
-            num_vertices=_as_collection(num_vertices),
-            num_edges=_as_collection(num_edges),
-            min_parameters=min_parameters,
-            max_parameters=max_parameters,
-            ops=ops,
-        )
-        return [self._spec_of(cell) for cell in cells]
-
-    def neighbors(self, model_spec: ModelSpec) -> list[ModelSpec]:
-        """The cells in the data one edit away (one edge flipped or one op changed, pruned, de-duplicated).
-
-        Example::
-
-            for neighbor in nasbench.neighbors(spec):
-                nasbench.query(neighbor)
-        """
-        key = domain.check_spec(model_spec, self.config)
-        if key is None:  # a cell only a hash can name is in no store: it has no neighbours there either
-            raise errors.UnknownCellError(self._hash_spec(model_spec))
-        return [self._spec_of(cell) for cell in self._backend.neighbors(key)]
-
-    def close(self) -> None:
-        """Release the store or the connection (also done at exit)."""
-        self._backend.close()
-
-    # --- internals -------------------------------------------------------------------------------------------
 
     def _check_epochs(self, epochs: Any) -> None:
         try:
@@ -283,26 +153,6 @@ class NASBench:
             valid = False
         if not valid:
             raise OutOfDomainError("invalid number of epochs, must be one of %s" % self.valid_epochs)
-
-    def _cell_of_spec(self, model_spec: ModelSpec) -> Cell:
-        key = domain.check_spec(model_spec, self.config)
-        cell = None if key is None else self._backend.cell_by_key(key)
-        return cell if cell is not None else self._cell_of_unkeyed_spec(model_spec, key)
-
-    def _cell_of_unkeyed_spec(self, model_spec: ModelSpec, key: int | None) -> Cell:
-        """The cell of a spec that passed the checks but was not found by key: by hash, else KeyError(hash)."""
-        module_hash = self._hash_spec(model_spec)
-        cell = None if key is not None else self._backend.cell_by_hash(bytes.fromhex(module_hash))
-        if cell is None:
-            raise errors.UnknownCellError(module_hash)
-        return cell
-
-    def _cell_of_hash(self, module_hash: Any) -> Cell:
-        digest = _digest(module_hash)
-        cell = None if digest is None else self._backend.cell_by_hash(digest)
-        if cell is None:
-            raise errors.UnknownCellError(module_hash)
-        return cell
 
     def _answer(self, cell: Cell, epochs: int, stop_halfway: bool, policy: Any) -> dict[str, Any]:
         part = _HALFWAY if stop_halfway else _FINAL
@@ -327,8 +177,7 @@ class NASBench:
             values = runs[policy, part].tolist()
             charged = values[0]
         elif policy == "hashed":
-            index = xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (cell.key, epochs, self._seed)) % 3
-            values = runs[index, part].tolist()
+            values = runs[hashed_repeat(cell.key, epochs, self._seed), part].tolist()
             charged = values[0]
         elif policy == "mean":
             values = runs[:, part].mean(axis=0).tolist()
@@ -368,6 +217,185 @@ class NASBench:
     def _spec_of(self, cell: Cell) -> ModelSpec:
         matrix, ops = representative(cell.representative)
         return ModelSpec(matrix.copy(), list(ops))
+
+    def _sample_seed(self, seed: int | None, filters: dict[str, Any]) -> int:
+        """Check the sample filters; the seed to draw with (from the object's own generator if None)."""
+        for name, value in filters.items():
+            if value is not None and not isinstance(value, (int, np.integer)) and len(value) == 0:
+                raise errors.InvalidSpecError(f"{name} is empty: pass None to allow any")
+        return int(self._sample_rng.integers(2**63)) if seed is None else seed
+
+
+class NASBench(_Surface):
+    """User-facing API for accessing the NAS-Bench-101 dataset.
+
+    Args:
+      dataset_file: a store built by ``nasbench build`` (opened in-process, in milliseconds); an original
+        ``.tfrecord`` file (built into a store next to it, or in the cache folder, the first time); or a server
+        address: ``grpc://host:port``, ``host:port``, several of those comma-separated, or ``unix:/path``.
+      seed: seeds Python's global ``random`` (None reseeds it from the OS), exactly as the original does.
+      repeat: the default repeat policy of ``query``: None (the original random draw), an index 0-2 (always
+        that repeat), ``'mean'`` (the mean over the three repeats), ``'all'`` (lists of the three values), or
+        ``'hashed'`` (a repeat chosen from the cell, the budget and ``seed``: the same whatever the query
+        order, and without touching ``random``). ``'mean'`` and ``'all'`` charge the budget one run, at the
+        mean training time.
+      cache_dir: where stores built from .tfrecord files go when their folder is not writable.
+
+    Raises:
+      StoreError: the store is missing, damaged or of an unknown schema.
+      ServiceUnavailableError: no server answers at the address.
+    """
+
+    def __init__(
+        self,
+        dataset_file: str | os.PathLike[str],
+        seed: int | None = None,
+        *,
+        repeat: Any = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self._setup(seed, repeat)
+        self._backend: Backend = open_backend(dataset_file, cache_dir)
+        self._set_epochs(self._backend.epochs)
+        self.fixed_statistics: Mapping[str, dict[str, Any]] = FixedStatistics(self)
+        self.computed_statistics: Mapping[str, dict[int, list[dict[str, float]]]] = ComputedStatistics(self)
+
+    # --- the original surface -------------------------------------------------------------------------------
+
+    def query(self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT):
+        """Fetch one training run of the cell (one of its three repeats) and charge it to the budget.
+
+        Args:
+          model_spec: the cell.
+          epochs: a budget in ``valid_epochs``.
+          stop_halfway: the metrics at half the budget, of the same run (charged half the epochs).
+          repeat: overrides the constructor's repeat policy for this call (keyword only).
+
+        Returns:
+          ``{'module_adjacency', 'module_operations', 'trainable_parameters', 'training_time',
+          'train_accuracy', 'validation_accuracy', 'test_accuracy'}``, adjacency and ops as the dataset stores
+          them.
+
+        Raises:
+          OutOfDomainError: invalid epochs or a spec outside the space (original messages).
+          KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
+        """
+        self._check_epochs(epochs)
+        key = domain.check_spec(model_spec, self.config)
+        cell = None if key is None else self._backend.cell_by_key(key)
+        if cell is None:
+            cell = self._cell_of_unkeyed_spec(model_spec, key)
+        return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
+
+    def hash_iterator(self) -> KeysView[str]:
+        """Every hash of the dataset, in the order of first appearance in the source file."""
+        return self.fixed_statistics.keys()
+
+    def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
+        """``(fixed_stat, computed_stat)`` of a hash: fresh copies; unknown hash → KeyError(module_hash)."""
+        cell = self._cell_of_hash(module_hash)
+        return self._fixed(cell), self._computed(cell)
+
+    def get_metrics_from_spec(self, model_spec: ModelSpec) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
+        """``get_metrics_from_hash`` of the spec's cell, after the checks of ``query``."""
+        cell = self._cell_of_spec(model_spec)
+        return self._fixed(cell), self._computed(cell)
+
+    # --- extensions ------------------------------------------------------------------------------------------
+
+    def query_batch(
+        self, model_specs: Sequence[ModelSpec], epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT
+    ) -> list[dict[str, Any]]:
+        """``[query(spec) for spec in model_specs]``, but all or nothing.
+
+        Every spec is checked and looked up first; if one fails, its error is raised and neither the budget
+        nor the random stream has moved. Otherwise repeats are drawn in order, exactly as that many ``query``
+        calls would draw them.
+
+        Example::
+
+            results = nasbench.query_batch([spec_a, spec_b], epochs=36)
+        """
+        self._check_epochs(epochs)
+        policy = self._repeat if repeat is _DEFAULT else _check_policy(repeat)
+        keys = [domain.check_spec(spec, self.config) for spec in model_specs]
+        found = iter(self._backend.cells_by_keys([key for key in keys if key is not None]))  # one round trip
+        cells = []
+        for spec, key in zip(model_specs, keys, strict=True):
+            cell = None if key is None else next(found)
+            cells.append(cell if cell is not None else self._cell_of_unkeyed_spec(spec, key))
+        return [self._answer(cell, epochs, stop_halfway, policy) for cell in cells]
+
+    def sample(
+        self,
+        k: int = 1,
+        *,
+        seed: int | None = None,
+        num_vertices: Collection[int] | int | None = None,
+        num_edges: Collection[int] | int | None = None,
+        min_parameters: int | None = None,
+        max_parameters: int | None = None,
+        ops: Collection[str] | None = None,
+    ) -> list[ModelSpec]:
+        """``k`` distinct cells drawn uniformly from the data, as ModelSpecs of their stored representatives.
+
+        Uses its own generator (seeded by the constructor's seed, or by ``seed``), never Python's global
+        ``random``, so sampling does not disturb the repeats ``query`` draws. Nothing is charged.
+
+        Example::
+
+            specs = nasbench.sample(100, num_vertices=7, ops={api.CONV3X3, api.MAXPOOL3X3})
+        """
+        draw_seed = self._sample_seed(seed, {"num_vertices": num_vertices, "num_edges": num_edges, "ops": ops})
+        cells = self._backend.sample(
+            k,
+            draw_seed,
+            num_vertices=_as_collection(num_vertices),
+            num_edges=_as_collection(num_edges),
+            min_parameters=min_parameters,
+            max_parameters=max_parameters,
+            ops=ops,
+        )
+        return [self._spec_of(cell) for cell in cells]
+
+    def neighbors(self, model_spec: ModelSpec) -> list[ModelSpec]:
+        """The cells in the data one edit away (one edge flipped or one op changed, pruned, de-duplicated).
+
+        Example::
+
+            for neighbor in nasbench.neighbors(spec):
+                nasbench.query(neighbor)
+        """
+        key = domain.check_spec(model_spec, self.config)
+        if key is None:  # a cell only a hash can name is in no store: it has no neighbours there either
+            raise errors.UnknownCellError(self._hash_spec(model_spec))
+        return [self._spec_of(cell) for cell in self._backend.neighbors(key)]
+
+    def close(self) -> None:
+        """Release the store or the connection (also done at exit)."""
+        self._backend.close()
+
+    # --- internals -------------------------------------------------------------------------------------------
+
+    def _cell_of_spec(self, model_spec: ModelSpec) -> Cell:
+        key = domain.check_spec(model_spec, self.config)
+        cell = None if key is None else self._backend.cell_by_key(key)
+        return cell if cell is not None else self._cell_of_unkeyed_spec(model_spec, key)
+
+    def _cell_of_unkeyed_spec(self, model_spec: ModelSpec, key: int | None) -> Cell:
+        """The cell of a spec that passed the checks but was not found by key: by hash, else KeyError(hash)."""
+        module_hash = self._hash_spec(model_spec)
+        cell = None if key is not None else self._backend.cell_by_hash(bytes.fromhex(module_hash))
+        if cell is None:
+            raise errors.UnknownCellError(module_hash)
+        return cell
+
+    def _cell_of_hash(self, module_hash: Any) -> Cell:
+        digest = _digest(module_hash)
+        cell = None if digest is None else self._backend.cell_by_hash(digest)
+        if cell is None:
+            raise errors.UnknownCellError(module_hash)
+        return cell
 
     def __repr__(self) -> str:
         return f"NASBench({len(self._backend)} cells, valid_epochs={self.valid_epochs})"

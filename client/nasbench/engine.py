@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterator
 from typing import NamedTuple
 
 import numpy as np
+import xxhash
 
 from nasbench import canonical, domain
 from nasbench.errors import InvalidSpecError
@@ -35,6 +36,12 @@ class Cell(NamedTuple):
     representative: int  # code of the adjacency/ops the dataset stores (nasbench.canonical)
     parameters: int  # trainable parameters
     metrics: np.ndarray  # float64[epochs, 3 repeats, 8 METRIC_FIELDS]
+
+
+def hashed_repeat(key: int, epochs: int, seed: int) -> int:
+    """The repeat the 'hashed' policy picks: a function of the cell, the budget and the seed only, so the
+    same cell gets the same repeat whatever the order of queries (client and server agree)."""
+    return xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -1,0 +1,62 @@
+"""Protobuf messages <-> Python values, both directions, one function per message (client and server share it).
+
+The hot path carries metrics as packed little-endian float64 bytes, so decoding is ``np.frombuffer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nasbench import canonical
+from nasbench.engine import Cell
+from nasbench.lib import config
+from nasbench.store.layout import METRIC_FIELDS, NUM_REPEATS
+from nasbench.v1 import nasbench_pb2 as pb
+
+ERROR_KIND_KEY = "nasbench-error"  # trailing metadata: the error class name, so a client raises that class
+OP_OF_NAME = {
+    config.CONV3X3: pb.CONV3X3_BN_RELU,
+    config.CONV1X1: pb.CONV1X1_BN_RELU,
+    config.MAXPOOL3X3: pb.MAXPOOL3X3,
+}
+NAME_OF_OP = {value: name for name, value in OP_OF_NAME.items()}
+_VALUES = len(METRIC_FIELDS)
+
+
+def cell_data(cell: Cell, digest: bytes, epochs: Sequence[int]) -> pb.CellData:
+    """A Cell as a message; ``cell.metrics`` must be float64[len(epochs), 3, 8]."""
+    return pb.CellData(
+        key=cell.key,
+        hash=digest,
+        representative=cell.representative,
+        trainable_parameters=cell.parameters,
+        epochs=epochs,
+        repeats=NUM_REPEATS,
+        metrics=np.ascontiguousarray(cell.metrics, dtype="<f8").tobytes(),
+    )
+
+
+def cell_of(message: pb.CellData) -> tuple[Cell, bytes]:
+    """``(Cell, digest)`` of a message; the metrics are a read-only view of the message's bytes.
+
+    Raises:
+      ValueError: the metrics do not hold ``len(epochs) * repeats * 8`` float64 values.
+    """
+    shape = (len(message.epochs), message.repeats, _VALUES)
+    metrics = np.frombuffer(message.metrics, dtype="<f8")
+    if metrics.size != shape[0] * shape[1] * shape[2]:
+        raise ValueError(f"cell {message.key}: metrics hold {metrics.size} values, expected shape {shape}")
+    return (
+        Cell(message.key, message.representative, message.trainable_parameters, metrics.reshape(shape)),
+        message.hash,
+    )
+
+
+def packed_spec(code: int) -> pb.PackedSpec:
+    """The compact spec of a cell code."""
+    num_vertices, bits, labels = canonical.unpack(code)
+    return pb.PackedSpec(
+        num_vertices=num_vertices, edges=bits, ops=[OP_OF_NAME[config.AVAILABLE_OPS[label]] for label in labels]
+    )

@@ -1,0 +1,271 @@
+"""The remote backend: cells from a nasbench server over gRPC, cached, with the original errors.
+
+- Addresses: ``grpc://host:port``, ``host:port``, comma-separated lists (round-robin across them),
+  ``dns:///name:port`` (round-robin across its records), ``unix:/path``.
+- One channel per process and target, created on first use; a child process after ``fork`` makes its own
+  (a gRPC channel must not cross a fork).
+- Calls wait for the server to be ready, retry UNAVAILABLE with exponential backoff (gRPC's retry policy) and
+  carry a deadline; a server restarted mid-run is reconnected to transparently.
+- Cells are immutable, so every fetched cell (all budgets, all repeats) is kept in a bounded cache: a repeated
+  cell costs a dictionary lookup, while the random draw and the budget stay in the API, as in the original.
+- gRPC errors become the project's errors at one boundary (``map_rpc_errors``): never a raw ``grpc.RpcError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+
+from nasbench import _wire, errors
+from nasbench._memo import Memo
+from nasbench.engine import Cell
+from nasbench.lib import config
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_CACHE_CELLS = 1 << 15  # ~1 KB per cell at four budgets: about 32 MB at most
+MAX_MESSAGE_BYTES = 64 << 20
+_SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [
+        {
+            "name": [{"service": "nasbench.v1.Nasbench"}],
+            "waitForReady": True,
+            "retryPolicy": {
+                "maxAttempts": 5,
+                "initialBackoff": "0.1s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
+}
+_ERROR_CLASSES: dict[str, type[errors.NasbenchError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.OutOfDomainError,
+        errors.TooManyVerticesError,
+        errors.InvalidSpecError,
+        errors.UnknownCellError,
+        errors.RequestRejectedError,
+        errors.StoreError,
+    )
+}
+
+
+def grpc_target(address: str) -> str:
+    """The gRPC target of a user address (see the module docstring)."""
+    text = address.removeprefix("grpc://")
+    if "," not in text:
+        return text
+    resolved = []
+    for part in text.split(","):
+        host, _, port = part.strip().rpartition(":")
+        host = host.strip("[]")
+        for family, _, _, _, sockaddr in socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM):
+            ip = sockaddr[0]
+            resolved.append(f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
+            break
+    scheme = "ipv6" if all(r.startswith("[") for r in resolved) else "ipv4"
+    return f"{scheme}:" + ",".join(resolved)
+
+
+def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.service_config", json.dumps(_SERVICE_CONFIG)),
+        ("grpc.enable_retries", 1),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+_channels: dict[tuple[str, str], grpc.Channel] = {}
+_channels_lock = threading.Lock()
+
+
+def _forget_channels_after_fork() -> None:
+    _channels.clear()  # the parent's channels belong to the parent; children open their own
+
+
+os.register_at_fork(after_in_child=_forget_channels_after_fork)
+
+
+def shared_channel(target: str, credentials: grpc.ChannelCredentials | None = None) -> grpc.Channel:
+    """This process's channel to ``target`` (one per process and target, made on first use)."""
+    identity = (target, "tls" if credentials is not None else "insecure")
+    with _channels_lock:
+        channel = _channels.get(identity)
+        if channel is None:
+            options = channel_options()
+            channel = (
+                grpc.secure_channel(target, credentials, options=options)
+                if credentials is not None
+                else grpc.insecure_channel(target, options=options)
+            )
+            _channels[identity] = channel
+        return channel
+
+
+def translate(error: grpc.RpcError, address: str) -> errors.NasbenchError:
+    """The project's error for a gRPC error (the class the server named, else one by status code)."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    details = (error.details() if hasattr(error, "details") else None) or ""
+    metadata = dict(error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else {}
+    kind = _ERROR_CLASSES.get(metadata.get(_wire.ERROR_KIND_KEY, ""))
+    if kind is not None:
+        return kind(details)
+    if code == grpc.StatusCode.NOT_FOUND:
+        return errors.UnknownCellError(details)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return errors.ServiceUnavailableError(f"no nasbench server answered at {address} ({code.name}: {details})")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return errors.RequestRejectedError(details)
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.InvalidSpecError(details)
+    return errors.RemoteError(f"{address}: {code.name}: {details}")
+
+
+@contextlib.contextmanager
+def map_rpc_errors(address: str) -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise translate(error, address) from error
+
+
+class RemoteBackend:
+    """Cells from a server (see the module docstring)."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        cache_cells: int = DEFAULT_CACHE_CELLS,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.address = address
+        self.target = grpc_target(address)
+        self.timeout = timeout
+        self._credentials = credentials
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self._cache: Memo = Memo(cache_cells)  # key -> Cell
+        self._key_of_digest: Memo = Memo(cache_cells)  # 16-byte hash -> key
+        info = self._call("GetInfo", pb.GetInfoRequest(), timeout=DEFAULT_CONNECT_TIMEOUT_S)
+        self.info = info
+        self.epochs: tuple[int, ...] = tuple(info.epochs)
+        self._cells = info.cells
+
+    @classmethod
+    def connect(cls, address: str, **kwargs: Any) -> RemoteBackend:
+        """Connect, checking a server answers (ServiceUnavailableError naming the address otherwise)."""
+        return cls(address, **kwargs)
+
+    @property
+    def _stub(self) -> pb_grpc.NasbenchStub:
+        return pb_grpc.NasbenchStub(shared_channel(self.target, self._credentials))
+
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        with map_rpc_errors(self.address):
+            return getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
+
+    def __len__(self) -> int:
+        return self._cells
+
+    def _keep(self, message: pb.CellData) -> Cell:
+        cell, digest = _wire.cell_of(message)
+        self._cache.put(cell.key, cell)
+        self._key_of_digest.put(digest, cell.key)
+        return cell
+
+    def cell_by_key(self, key: int) -> Cell | None:
+        cell = self._cache.get(key)
+        if cell is not None:
+            return cell
+        try:
+            return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(key=key))))
+        except errors.UnknownCellError:
+            return None
+
+    def cell_by_hash(self, digest: bytes) -> Cell | None:
+        key = self._key_of_digest.get(digest)
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        try:
+            return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(hash=digest))))
+        except errors.UnknownCellError:
+            return None
+
+    def cells_by_keys(self, keys: Sequence[int]) -> list[Cell | None]:
+        missing = sorted({key for key in keys if key not in self._cache})
+        if missing:
+            response = self._call("QueryBatch", pb.QueryBatchRequest(keys=missing))
+            found = np.frombuffer(response.found, dtype=np.uint8)
+            representatives = np.frombuffer(response.representatives, dtype="<u8").tolist()
+            parameters = np.frombuffer(response.trainable_parameters, dtype="<i4").tolist()
+            hashes = np.frombuffer(response.hashes, dtype=np.uint8).reshape(-1, 16)
+            shape = (len(response.epochs), response.repeats, response.values)
+            metrics = np.frombuffer(response.metrics, dtype="<f8").reshape(len(missing), *shape)
+            for index, key in enumerate(missing):
+                if found[index]:
+                    self._cache.put(key, Cell(key, representatives[index], parameters[index], metrics[index]))
+                    self._key_of_digest.put(hashes[index].tobytes(), key)
+        return [self._cache.get(key) for key in keys]
+
+    def hash_strings(self) -> Iterator[str]:
+        with map_rpc_errors(self.address):
+            for chunk in self._stub.ListCells(pb.ListCellsRequest(), timeout=None, metadata=self._metadata):
+                text = chunk.hashes.hex()
+                yield from (text[i : i + 32] for i in range(0, len(text), 32))
+
+    def sample(
+        self,
+        k: int,
+        seed: int,
+        *,
+        num_vertices: Collection[int] | None = None,
+        num_edges: Collection[int] | None = None,
+        min_parameters: int | None = None,
+        max_parameters: int | None = None,
+        ops: Collection[str] | None = None,
+    ) -> list[Cell]:
+        if k < 0:
+            raise errors.InvalidSpecError(f"k must be at least 0, got {k}")
+        unknown = set(ops or ()) - set(config.AVAILABLE_OPS)
+        if unknown:
+            raise errors.InvalidSpecError(
+                f"unknown op {sorted(unknown)[0]!r} (available ops = {list(config.AVAILABLE_OPS)})"
+            )
+        request = pb.SampleRequest(
+            k=k,
+            seed=seed % 2**64,
+            num_vertices=list(num_vertices or ()),
+            num_edges=list(num_edges or ()),
+            ops=[_wire.OP_OF_NAME[op] for op in ops or ()],
+        )
+        if min_parameters is not None:
+            request.min_parameters = min_parameters
+        if max_parameters is not None:
+            request.max_parameters = max_parameters
+        return [self._keep(message) for message in self._call("Sample", request).cells]
+
+    def neighbors(self, key: int) -> list[Cell]:
+        response = self._call("Neighbors", pb.NeighborsRequest(cell=pb.CellRef(key=key)))
+        return [self._keep(message) for message in response.cells]
+
+    def close(self) -> None:
+        """Forget the cache; the process's shared channel stays for other users of the same server."""
+        self._cache.clear()
+        self._key_of_digest.clear()

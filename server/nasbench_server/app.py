@@ -1,0 +1,146 @@
+"""Run the server: bind, answer health at once (NOT_SERVING), open and verify the store off the event loop,
+then SERVING; on SIGTERM/SIGINT report NOT_SERVING, drain in-flight calls for the grace period, and stop.
+
+Several worker processes may share one port (SO_REUSEPORT, which balances connections, not requests): one
+Python process never uses more than about one core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from nasbench.engine import Engine
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+from nasbench_server import logs
+from nasbench_server.config import ServerConfig
+from nasbench_server.default_store import ensure_default_store
+from nasbench_server.servicer import NasbenchServicer
+
+log = logging.getLogger("nasbench.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Nasbench"].full_name
+
+
+def _options(config: ServerConfig) -> list[tuple[str, int]]:
+    return [
+        ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+    ]
+
+
+async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT. ``on_bound(port)`` is called once the port is bound."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    servicer = NasbenchServicer(config)
+    pb_grpc.add_NasbenchServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port(config.address)
+    if port == 0:
+        raise OSError(f"could not bind {config.address}")
+    await server.start()
+    log.info("listening", extra={"address": f"{config.host}:{port}", "pid": os.getpid()})
+    if on_bound is not None:
+        on_bound(port)
+    opened = asyncio.ensure_future(asyncio.to_thread(_open_engine, config))
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({opened, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if opened.done():
+        engine = opened.result()  # a store that fails to open stops the server with its error
+        servicer.attach(engine)
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "serving",
+            extra={
+                "cells": engine.cells,
+                "epochs": list(engine.epochs),
+                "store": str(engine.store.path),
+                "synthetic": bool(engine.store.manifest["source"].get("synthetic")),
+            },
+        )
+        await waiter
+    log.info("draining", extra={"grace_s": config.grace_s})
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(config.grace_s)
+    log.info("stopped", extra={"requests_served": servicer.requests})
+
+
+def _open_engine(config: ServerConfig) -> Engine:
+    started = time.perf_counter()
+    path = config.store if config.store is not None else ensure_default_store(config.cache_dir)
+    engine = Engine.open(path, verify=config.verify)
+    if engine.store.manifest["source"].get("synthetic"):
+        log.warning(
+            "serving SYNTHETIC data (plausible values, not the NAS-Bench-101 results); to serve the real dataset: "
+            "nasbench build nasbench_full.tfrecord nasbench_full.lmdb && nasbench serve --store nasbench_full.lmdb"
+        )
+    log.info("store open", extra={"seconds": round(time.perf_counter() - started, 3), "verified": config.verify})
+    return engine
+
+
+def run(config: ServerConfig, port_file: Path | None = None) -> None:
+    """Serve in this process (workers == 1) or supervise ``workers`` processes sharing the port.
+
+    ``port_file`` receives the bound port once listening (atomically), for callers that asked for port 0.
+    """
+    logs.setup(config.log_level)
+    if config.workers <= 1:
+        _run_loop(serve(config, on_bound=None if port_file is None else lambda port: _write_port(port_file, port)))
+        return
+    if config.port == 0:
+        raise ValueError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
+    store = config.store if config.store is not None else ensure_default_store(config.cache_dir)
+    worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=run, args=(worker_config,), daemon=False) for _ in range(config.workers)]
+    for process in processes:
+        process.start()
+    if port_file is not None:
+        _write_port(port_file, config.port)
+    log.info("supervising workers", extra={"workers": [p.pid for p in processes], "port": config.port})
+
+    def forward(signum: int, _frame: object) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+
+
+def _write_port(path: Path, port: int) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(str(port))
+    os.replace(temp, path)
+
+
+def _run_loop(coroutine: object) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(coroutine)  # type: ignore[arg-type]
+    else:
+        uvloop.run(coroutine)  # type: ignore[arg-type]

@@ -1,0 +1,290 @@
+"""The Nasbench service: decode a request, ask the engine, encode the answer. Nothing else.
+
+Every handler runs in the event loop (answers take microseconds); errors leave through ``status.py``'s table.
+Until the store is open (and verified) every RPC but health answers UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import numpy as np
+
+from nasbench import __version__
+from nasbench._wire import NAME_OF_OP, cell_data
+from nasbench.engine import Engine, hashed_repeat
+from nasbench.errors import InvalidSpecError, NasbenchError, OutOfDomainError, RequestRejectedError
+from nasbench.lib import config as nasbench_config
+from nasbench.store.layout import NUM_REPEATS
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+from nasbench_server import cells, status
+from nasbench_server.config import DEFAULT_LIST_CHUNK, MAX_LIST_CHUNK, ServerConfig
+
+log = logging.getLogger("nasbench.server")
+_HALFWAY = slice(0, 4)
+_FINAL = slice(4, 8)
+
+
+class NasbenchServicer(pb_grpc.NasbenchServicer):
+    """The service over one engine (set once the store is open)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.engine: Engine | None = None
+        self.requests = 0
+        self._cfg = nasbench_config.build_config()
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        self._valid_epochs: set[int] = set()
+        for epochs in engine.epochs:  # ascending insertion, as the original's set (its repr is in messages)
+            self._valid_epochs.add(epochs)
+        self._epoch_index = {epochs: index for index, epochs in enumerate(engine.epochs)}
+
+    # --- helpers -----------------------------------------------------------------------------------------
+
+    def _ready(self) -> Engine:
+        self.requests += 1
+        if self.engine is None:
+            raise _NotReady
+        return self.engine
+
+    def _budgets(self, epochs: int) -> list[int]:
+        """Indices on the epochs axis: all for 0, else the one budget (OutOfDomainError as the original)."""
+        if epochs == 0:
+            return list(range(len(self._epoch_index)))
+        index = self._epoch_index.get(epochs)
+        if index is None:
+            raise OutOfDomainError("invalid number of epochs, must be one of %s" % self._valid_epochs)  # noqa: UP031
+        return [index]
+
+    def _cell(self, engine: Engine, row: int, budgets: list[int]) -> pb.CellData:
+        cell = engine.cell(row)
+        if len(budgets) != len(engine.epochs):
+            cell = cell._replace(metrics=cell.metrics[budgets])
+        return cell_data(cell, engine.store.hashes[row].tobytes(), [engine.epochs[i] for i in budgets])
+
+    def _query(self, request: pb.QueryRequest) -> pb.QueryResponse:
+        engine = self._ready()
+        budgets = self._budgets(request.epochs)
+        row = cells.row_of_ref(request.cell, engine, self._cfg)
+        response = pb.QueryResponse(cell=self._cell(engine, row, budgets), request_id=request.request_id)
+        if request.epochs:
+            runs = engine.store.metrics[row, budgets[0]]  # float64[3, 8]
+            chosen = _select(runs, request, engine.store.keys.item(row), request.epochs)
+            part = _HALFWAY if request.stop_halfway else _FINAL
+            response.runs.extend(
+                pb.Run(**dict(zip(_RUN_FIELDS, values, strict=True))) for values in chosen[:, part].tolist()
+            )
+        return response
+
+    async def _guard(self, context: grpc.aio.ServicerContext, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except _NotReady:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+        except NasbenchError as exc:
+            await _abort(context, exc)
+
+    # --- RPCs --------------------------------------------------------------------------------------------
+
+    async def Query(self, request: pb.QueryRequest, context: grpc.aio.ServicerContext) -> pb.QueryResponse:
+        return await self._guard(context, self._query, request)
+
+    async def QueryStream(
+        self, request_iterator: AsyncIterator[pb.QueryRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.QueryResponse]:
+        async for request in request_iterator:
+            try:
+                yield self._query(request)
+            except _NotReady:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+            except NasbenchError as exc:
+                yield pb.QueryResponse(
+                    request_id=request.request_id,
+                    error=pb.Error(
+                        code=status.status_of(exc).value[0], kind=type(exc).__name__, message=status.details_of(exc)
+                    ),
+                )
+
+    async def QueryBatch(
+        self, request: pb.QueryBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QueryBatchResponse:
+        return await self._guard(context, self._query_batch, request)
+
+    def _query_batch(self, request: pb.QueryBatchRequest) -> pb.QueryBatchResponse:
+        engine = self._ready()
+        count = len(request.keys) + len(request.cells)
+        if count > self.config.max_batch:
+            raise RequestRejectedError(f"a batch of {count} cells exceeds the limit of {self.config.max_batch}")
+        budgets = self._budgets(request.epochs)
+        keys = np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys))
+        rows = engine.rows_of_keys(keys)
+        if request.cells:
+            extra = [self._row_or_absent(ref, engine, f"cells[{i}]") for i, ref in enumerate(request.cells)]
+            rows = np.concatenate([rows, np.array(extra, dtype=np.int64)])
+        found = rows >= 0
+        safe = np.where(found, rows, 0)
+        store = engine.store
+        metrics = store.metrics[safe][:, budgets]  # [n, budgets, 3, 8]
+        if request.repeat != pb.REPEAT_ALL:
+            metrics = _select_batch(metrics, request, store.keys[safe], [engine.epochs[i] for i in budgets])
+            metrics = metrics[..., _HALFWAY if request.stop_halfway else _FINAL]
+        metrics = np.where(found[:, None, None, None], metrics, 0.0)
+        return pb.QueryBatchResponse(
+            count=count,
+            found=found.astype(np.uint8).tobytes(),
+            keys=np.where(found, store.keys[safe], 0).astype("<u8").tobytes(),
+            representatives=np.where(found, store.representatives[safe], 0).astype("<u8").tobytes(),
+            trainable_parameters=np.where(found, store.parameters[safe], 0).astype("<i4").tobytes(),
+            hashes=np.where(found[:, None], store.hashes[safe], 0).astype(np.uint8).tobytes(),
+            epochs=[engine.epochs[i] for i in budgets],
+            repeats=metrics.shape[2],
+            values=metrics.shape[3],
+            metrics=np.ascontiguousarray(metrics, dtype="<f8").tobytes(),
+        )
+
+    def _row_or_absent(self, ref: pb.CellRef, engine: Engine, field: str) -> int:
+        try:
+            return cells.row_of_ref(ref, engine, self._cfg, field)
+        except NasbenchError as exc:
+            if isinstance(exc, (OutOfDomainError, InvalidSpecError)):
+                raise type(exc)(f"{field}: {exc}") from None
+            return -1
+
+    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> pb.CellsResponse:
+        return await self._guard(context, self._sample, request)
+
+    def _sample(self, request: pb.SampleRequest) -> pb.CellsResponse:
+        engine = self._ready()
+        if request.k > self.config.max_sample:
+            raise RequestRejectedError(f"k = {request.k} exceeds the limit of {self.config.max_sample}")
+        unknown = [op for op in request.ops if op not in NAME_OF_OP]
+        if unknown:
+            raise InvalidSpecError(f"ops has an unknown op value {unknown[0]}")
+        rows = engine.sample(
+            request.k,
+            np.random.default_rng(request.seed),
+            num_vertices=list(request.num_vertices) or None,
+            num_edges=list(request.num_edges) or None,
+            min_parameters=request.min_parameters if request.HasField("min_parameters") else None,
+            max_parameters=request.max_parameters if request.HasField("max_parameters") else None,
+            ops=[NAME_OF_OP[op] for op in request.ops] or None,
+        )
+        every = list(range(len(engine.epochs)))
+        return pb.CellsResponse(cells=[self._cell(engine, row, every) for row in rows.tolist()])
+
+    async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> pb.CellsResponse:
+        return await self._guard(context, self._neighbors, request)
+
+    def _neighbors(self, request: pb.NeighborsRequest) -> pb.CellsResponse:
+        engine = self._ready()
+        row = cells.row_of_ref(request.cell, engine, self._cfg)
+        every = list(range(len(engine.epochs)))
+        rows = engine.neighbors(engine.store.keys.item(row))
+        return pb.CellsResponse(cells=[self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
+
+    async def GetMetrics(self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext) -> pb.CellData:
+        return await self._guard(context, self._get_metrics, request)
+
+    def _get_metrics(self, request: pb.GetMetricsRequest) -> pb.CellData:
+        engine = self._ready()
+        row = cells.row_of_ref(request.cell, engine, self._cfg)
+        return self._cell(engine, row, list(range(len(engine.epochs))))
+
+    async def ListCells(
+        self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ListCellsResponse]:
+        try:
+            engine = self._ready()
+        except _NotReady:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+        chunk = request.chunk_size or DEFAULT_LIST_CHUNK
+        if chunk > MAX_LIST_CHUNK:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"chunk_size must be 1 to {MAX_LIST_CHUNK}, got {chunk}"
+            )
+        hashes = engine.store.hashes
+        for start in range(min(request.start, engine.cells), engine.cells, chunk):
+            yield pb.ListCellsResponse(start=start, hashes=hashes[start : start + chunk].tobytes())
+
+    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.Info:
+        return await self._guard(context, self._info)
+
+    def _info(self) -> pb.Info:
+        engine = self._ready()
+        manifest = engine.store.manifest
+        return pb.Info(
+            epochs=list(engine.epochs),
+            cells=engine.cells,
+            repeats=NUM_REPEATS,
+            schema_version=manifest["schema_version"],
+            checksum=manifest["checksum"],
+            manifest_json=json.dumps(manifest, sort_keys=True),
+            server_version=__version__,
+            requests_served=self.requests,
+            max_batch=self.config.max_batch,
+            max_sample=self.config.max_sample,
+            synthetic=bool(manifest["source"].get("synthetic")),
+            pid=os.getpid(),
+        )
+
+    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+        self.requests += 1
+        return pb.PingResponse()
+
+
+class _NotReady(Exception):
+    """The store is not open yet."""
+
+
+_RUN_FIELDS = ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
+
+
+def _check_repeat(request: Any) -> None:
+    if request.repeat not in (pb.REPEAT_ALL, pb.REPEAT_INDEX, pb.REPEAT_MEAN, pb.REPEAT_HASHED):
+        raise InvalidSpecError(f"repeat has an unknown value {request.repeat}")
+    if request.repeat == pb.REPEAT_INDEX and request.repeat_index >= NUM_REPEATS:
+        raise InvalidSpecError(f"repeat_index must be 0 to {NUM_REPEATS - 1}, got {request.repeat_index}")
+
+
+def _select(runs: np.ndarray, request: pb.QueryRequest, key: int, epochs: int) -> np.ndarray:
+    """The runs (float64[r, 8]) a repeat mode picks from the three of one budget."""
+    _check_repeat(request)
+    if request.repeat == pb.REPEAT_ALL:
+        return runs
+    if request.repeat == pb.REPEAT_INDEX:
+        return runs[request.repeat_index : request.repeat_index + 1]
+    if request.repeat == pb.REPEAT_MEAN:
+        return runs.mean(axis=0, keepdims=True)
+    index = hashed_repeat(key, epochs, request.seed)
+    return runs[index : index + 1]
+
+
+def _select_batch(
+    metrics: np.ndarray, request: pb.QueryBatchRequest, keys: np.ndarray, epochs: list[int]
+) -> np.ndarray:
+    """``_select`` over [n, budgets, 3, 8]: one repeat per cell and budget."""
+    _check_repeat(request)
+    if request.repeat == pb.REPEAT_INDEX:
+        return metrics[:, :, request.repeat_index : request.repeat_index + 1]
+    if request.repeat == pb.REPEAT_MEAN:
+        return metrics.mean(axis=2, keepdims=True)
+    key_list = keys.tolist()
+    picks = np.array([[hashed_repeat(k, e, request.seed) for e in epochs] for k in key_list], dtype=np.int64)
+    return np.take_along_axis(metrics, picks.reshape(len(key_list), len(epochs), 1, 1), axis=2)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: NasbenchError) -> None:
+    code = status.status_of(error)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("internal error")
+    await context.abort(
+        code, status.details_of(error), trailing_metadata=((status.ERROR_KIND_KEY, type(error).__name__),)
+    )
