@@ -56,3 +56,18 @@ def full_store(tmp_path_factory: pytest.TempPathFactory, full_synthetic: synthet
     path = tmp_path_factory.mktemp("full") / "full.lmdb"
     writer.write_store(full_synthetic.dataset, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, full_store: Path):
+    """A real server process on 127.0.0.1 over the full synthetic store, for the whole session."""
+    from tests.servers import ServerProcess
+
+    process = ServerProcess(full_store, tmp_path_factory.mktemp("server")).wait_serving()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def server_address(server) -> str:
+    return f"grpc://{server.address}"

@@ -14,16 +14,17 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nasbench.engine import Engine
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import logs
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
@@ -49,14 +50,14 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
         loop.add_signal_handler(signum, stop.set)
     server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
     servicer = NasbenchServicer(config)
-    pb_grpc.add_NasbenchServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((service_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     port = server.add_insecure_port(config.address)
-    if port == 0:
+    if port == 0 and not config.host.startswith("unix:"):
         raise OSError(f"could not bind {config.address}")
     await server.start()
     log.info("listening", extra={"address": f"{config.host}:{port}", "pid": os.getpid()})
@@ -84,6 +85,62 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
     log.info("stopped", extra={"requests_served": servicer.requests})
+
+
+def service_handler(servicer: NasbenchServicer) -> grpc.GenericRpcHandler:
+    """The Nasbench service, decoding requests itself so a malformed message gets INVALID_ARGUMENT naming the
+    message type (gRPC's own decoding answers UNKNOWN with an internal exception text)."""
+    service = pb.DESCRIPTOR.services_by_name["Nasbench"]
+    handlers = {}
+    for method in service.methods:
+        request_type = getattr(pb, method.input_type.name)
+        behaviour = getattr(servicer, method.name)
+        if method.client_streaming:
+            make, wrap = grpc.stream_stream_rpc_method_handler, _parsed_stream
+        elif method.server_streaming:
+            make, wrap = grpc.unary_stream_rpc_method_handler, _parsed_unary_stream
+        else:
+            make, wrap = grpc.unary_unary_rpc_method_handler, _parsed_unary
+        handlers[method.name] = make(wrap(behaviour, request_type), response_serializer=_serialize)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
+def _serialize(message: Any) -> bytes:
+    return message.SerializeToString()
+
+
+async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContext) -> Any:
+    try:
+        return request_type.FromString(raw)
+    except DecodeError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {request_type.DESCRIPTOR.name}: {exc}")
+
+
+def _parsed_unary(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(await _parse(raw, request_type, context), context)
+
+    return handle
+
+
+def _parsed_unary_stream(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for response in behaviour(await _parse(raw, request_type, context), context):
+            yield response
+
+    return handle
+
+
+def _parsed_stream(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+    async def handle(raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def requests() -> AsyncIterator[Any]:
+            async for raw in raw_requests:
+                yield await _parse(raw, request_type, context)
+
+        async for response in behaviour(requests(), context):
+            yield response
+
+    return handle
 
 
 def _open_engine(config: ServerConfig) -> Engine:

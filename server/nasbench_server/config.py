@@ -38,5 +38,8 @@ class ServerConfig:
 
     @property
     def address(self) -> str:
+        """The bind address: ``host:port``, ``[v6]:port``, or a ``unix:/path`` host as it is."""
+        if self.host.startswith("unix:"):
+            return self.host
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{host}:{self.port}"

@@ -1,4 +1,4 @@
-"""The backends every API scenario runs against; the server tests add the remote one to BACKENDS."""
+"""The backends every API scenario runs against: the local store and a real server process on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from nasbench import api
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "remote"]
 
 
 @pytest.fixture(params=BACKENDS)

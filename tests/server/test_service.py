@@ -1,0 +1,339 @@
+"""The service through raw stubs: health, reflection, every RPC, the error table, and the limits."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from nasbench import canonical
+from nasbench._wire import ERROR_KIND_KEY, packed_spec
+from nasbench.store.reader import Store
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+
+INCEPTION_HASH = "28cfc7874f6d200472e1a9dcd8650aa0"
+
+
+@pytest.fixture(scope="module")
+def channel(server):
+    with grpc.insecure_channel(server.address) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return pb_grpc.NasbenchStub(channel)
+
+
+@pytest.fixture(scope="module")
+def store(full_store):
+    opened = Store.open(full_store)
+    yield opened
+    opened.close()
+
+
+def _error(call, *args, **kwargs) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        call(*args, **kwargs)
+    return info.value
+
+
+def test_health_is_serving(channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "nasbench.v1.Nasbench"):
+        assert (
+            stub.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+        )
+
+
+def test_reflection_lists_the_services(channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {service.name for service in next(responses).list_services_response.service}
+    assert {"nasbench.v1.Nasbench", "grpc.health.v1.Health"} <= names
+
+
+def test_info(stub, store) -> None:
+    info = stub.GetInfo(pb.GetInfoRequest())
+    assert list(info.epochs) == [4, 12, 36, 108] and info.cells == store.cells and info.repeats == 3
+    assert info.synthetic and info.checksum == store.manifest["checksum"] and info.max_batch > 0
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        pytest.param(lambda key: pb.CellRef(key=key), id="key"),
+        pytest.param(lambda key: pb.CellRef(hash_hex=INCEPTION_HASH), id="hash_hex"),
+        pytest.param(lambda key: pb.CellRef(hash=bytes.fromhex(INCEPTION_HASH)), id="hash"),
+        pytest.param(lambda key: pb.CellRef(packed=packed_spec(key)), id="packed"),
+        pytest.param(
+            lambda key: pb.CellRef(
+                matrix=pb.MatrixSpec(
+                    num_vertices=7,
+                    adjacency=canonical.decode(key)[0].astype(np.uint8).tobytes(),
+                    ops=canonical.decode(key)[1],
+                )
+            ),
+            id="matrix",
+        ),
+    ],
+)
+def test_query_every_way_of_naming_a_cell(stub, store, ref) -> None:
+    row = store.row_of_hash(bytes.fromhex(INCEPTION_HASH))
+    key = int(store.keys[row])
+    response = stub.Query(pb.QueryRequest(cell=ref(key), epochs=108, stop_halfway=True))
+    assert response.cell.key == key and response.cell.hash.hex() == INCEPTION_HASH
+    runs = store.metrics[row, 3]
+    assert [run.validation_accuracy for run in response.runs] == runs[:, 2].tolist()
+    metrics = np.frombuffer(response.cell.metrics, dtype="<f8").reshape(1, 3, 8)
+    np.testing.assert_array_equal(metrics[0], runs)
+
+
+def test_query_repeat_modes(stub, store) -> None:
+    row = store.row_of_hash(bytes.fromhex(INCEPTION_HASH))
+    ref = pb.CellRef(hash_hex=INCEPTION_HASH)
+    runs = store.metrics[row, 0]
+    assert (
+        stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_INDEX, repeat_index=2)).runs[0].test_accuracy
+        == runs[2, 7]
+    )
+    assert stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_MEAN)).runs[0].training_time == (
+        runs[:, 4].mean()
+    )
+    assert len(stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_HASHED, seed=3)).runs) == 1
+    every = stub.Query(pb.QueryRequest(cell=ref, epochs=0))
+    assert list(every.cell.epochs) == [4, 12, 36, 108] and not every.runs
+
+
+def test_query_batch_columns(stub, store) -> None:
+    rows = [0, 5, 100, store.cells - 1]
+    keys = [int(store.keys[r]) for r in rows] + [12345]
+    response = stub.QueryBatch(pb.QueryBatchRequest(keys=keys, epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=1))
+    assert response.count == 5 and list(np.frombuffer(response.found, np.uint8)) == [1, 1, 1, 1, 0]
+    metrics = np.frombuffer(response.metrics, "<f8").reshape(5, 1, 1, 4)
+    np.testing.assert_array_equal(metrics[:4, 0, 0], store.metrics[rows, 3, 1, 4:8])
+    assert not metrics[4].any()
+    full = stub.QueryBatch(pb.QueryBatchRequest(keys=keys[:2]))
+    assert (full.repeats, full.values, list(full.epochs)) == (3, 8, [4, 12, 36, 108])
+
+
+def test_stream_keeps_going_after_errors(stub, store) -> None:
+    requests = [
+        pb.QueryRequest(cell=pb.CellRef(key=int(store.keys[0])), epochs=108, request_id=1),
+        pb.QueryRequest(cell=pb.CellRef(hash_hex="0" * 32), epochs=108, request_id=2),
+        pb.QueryRequest(cell=pb.CellRef(key=int(store.keys[1])), epochs=7, request_id=3),
+        pb.QueryRequest(request_id=4),
+        pb.QueryRequest(cell=pb.CellRef(key=int(store.keys[1])), epochs=36, request_id=5),
+    ]
+    responses = list(stub.QueryStream(iter(requests)))
+    assert [r.request_id for r in responses] == [1, 2, 3, 4, 5]
+    assert [r.error.kind for r in responses] == ["", "UnknownCellError", "OutOfDomainError", "InvalidSpecError", ""]
+    assert responses[1].error.message == "0" * 32 and responses[1].error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert responses[4].cell.key == int(store.keys[1])
+
+
+def test_list_cells_in_order(stub, store) -> None:
+    chunks = list(stub.ListCells(pb.ListCellsRequest(chunk_size=100_000 // 7)))
+    hashes = b"".join(chunk.hashes for chunk in chunks)
+    assert hashes == store.hashes.tobytes()
+    tail = list(stub.ListCells(pb.ListCellsRequest(start=store.cells - 3)))
+    assert tail[0].start == store.cells - 3 and len(tail[0].hashes) == 48
+
+
+def test_sample_and_neighbors(stub) -> None:
+    sampled = stub.Sample(pb.SampleRequest(k=20, seed=4, num_vertices=[6], ops=[pb.CONV3X3_BN_RELU]))
+    assert len(sampled.cells) == 20 and len({c.key for c in sampled.cells}) == 20
+    for cell in sampled.cells:
+        _, _, labels = canonical.unpack(cell.key)
+        assert len(labels) == 4 and set(labels) == {0}
+    again = stub.Sample(pb.SampleRequest(k=20, seed=4, num_vertices=[6], ops=[pb.CONV3X3_BN_RELU]))
+    assert [c.key for c in again.cells] == [c.key for c in sampled.cells]
+    neighbors = stub.Neighbors(pb.NeighborsRequest(cell=pb.CellRef(hash_hex=INCEPTION_HASH)))
+    assert len(neighbors.cells) > 10
+
+
+@pytest.mark.parametrize(
+    ("request_", "code", "details", "kind"),
+    [
+        pytest.param(
+            pb.QueryRequest(epochs=108), "INVALID_ARGUMENT", "cell is required", "InvalidSpecError", id="no-cell"
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(hash_hex="0" * 32), epochs=108),
+            "NOT_FOUND",
+            "0" * 32,
+            "UnknownCellError",
+            id="unknown-hash",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(hash=b"short"), epochs=108),
+            "INVALID_ARGUMENT",
+            "hash must be 16 bytes",
+            "InvalidSpecError",
+            id="short-hash",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(hash_hex="XYZ"), epochs=108),
+            "INVALID_ARGUMENT",
+            "32 lowercase hex",
+            "InvalidSpecError",
+            id="bad-hex",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(hash_hex=INCEPTION_HASH), epochs=7),
+            "INVALID_ARGUMENT",
+            "invalid number of epochs, must be one of {108, 4, 12, 36}",
+            "OutOfDomainError",
+            id="epochs",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=9)), epochs=108),
+            "INVALID_ARGUMENT",
+            "num_vertices must be 2 to 7",
+            "InvalidSpecError",
+            id="packed-9",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=1 << 5, ops=[1])), epochs=108),
+            "INVALID_ARGUMENT",
+            "bits beyond",
+            "InvalidSpecError",
+            id="bits",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=5, ops=[9])), epochs=108),
+            "INVALID_ARGUMENT",
+            "unknown op value 9",
+            "InvalidSpecError",
+            id="op-enum",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=1, ops=[1])), epochs=108),
+            "INVALID_ARGUMENT",
+            "invalid spec, provided graph is disconnected.",
+            "OutOfDomainError",
+            id="disconnected",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(
+                    matrix=pb.MatrixSpec(
+                        num_vertices=8,
+                        adjacency=bytes(np.eye(8, k=1, dtype=np.uint8)),
+                        ops=["input"] + ["maxpool3x3"] * 6 + ["output"],
+                    )
+                ),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "too many vertices, got 8",
+            "TooManyVerticesError",
+            id="8-vertices",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(
+                    matrix=pb.MatrixSpec(
+                        num_vertices=3, adjacency=bytes([0, 1, 0, 0, 0, 1, 0, 0, 0]), ops=["input", "conv5x5", "output"]
+                    )
+                ),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "unsupported op conv5x5",
+            "OutOfDomainError",
+            id="unknown-op-name",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(
+                    matrix=pb.MatrixSpec(
+                        num_vertices=3,
+                        adjacency=bytes([0, 2, 0, 0, 0, 1, 0, 0, 0]),
+                        ops=["input", "conv3x3-bn-relu", "output"],
+                    )
+                ),
+                epochs=108,
+            ),
+            "NOT_FOUND",
+            "89057bb6261f456b0e64fbc4bee18d68",
+            "UnknownCellError",
+            id="entry-2",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=3, adjacency=bytes(4), ops=["a", "b", "c"])),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "must hold 9 bytes",
+            "InvalidSpecError",
+            id="short-adjacency",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(
+                    matrix=pb.MatrixSpec(
+                        num_vertices=3,
+                        adjacency=bytes([0, 0, 0, 1, 0, 0, 0, 0, 0]),
+                        ops=["input", "conv3x3-bn-relu", "output"],
+                    )
+                ),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "matrix must be upper triangular",
+            "InvalidSpecError",
+            id="lower",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=5000)), epochs=108),
+            "INVALID_ARGUMENT",
+            "num_vertices must be 1 to 64",
+            "InvalidSpecError",
+            id="huge-matrix",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(hash_hex=INCEPTION_HASH), epochs=108, repeat=7),
+            "INVALID_ARGUMENT",
+            "repeat has an unknown value 7",
+            "InvalidSpecError",
+            id="repeat-enum",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(hash_hex=INCEPTION_HASH), epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=3
+            ),
+            "INVALID_ARGUMENT",
+            "repeat_index must be 0 to 2",
+            "InvalidSpecError",
+            id="repeat-index",
+        ),
+    ],
+)
+def test_error_table(stub, request_, code: str, details: str, kind: str) -> None:
+    error = _error(stub.Query, request_)
+    assert error.code() == getattr(grpc.StatusCode, code)
+    assert details in error.details()
+    assert dict(error.trailing_metadata())[ERROR_KIND_KEY] == kind
+
+
+def test_limits(stub) -> None:
+    info = stub.GetInfo(pb.GetInfoRequest())
+    error = _error(stub.QueryBatch, pb.QueryBatchRequest(keys=list(range(info.max_batch + 1))))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "exceeds the limit" in error.details()
+    error = _error(stub.Sample, pb.SampleRequest(k=info.max_sample + 1))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    error = _error(stub.Sample, pb.SampleRequest(k=5, num_vertices=[2]))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "only 1 pass the filters" in error.details()
+    error = _error(lambda: list(stub.ListCells(pb.ListCellsRequest(chunk_size=10**6))))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_deadlines_are_honoured(stub) -> None:
+    error = _error(lambda: list(stub.ListCells(pb.ListCellsRequest(chunk_size=1), timeout=0.2)))
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert stub.Ping(pb.PingRequest(), timeout=5) == pb.PingResponse()

@@ -1,0 +1,87 @@
+"""Start and stop real server processes on 127.0.0.1 for tests (stopped by process id)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+class ServerProcess:
+    """``nasbench serve`` in a child process; ``address`` is host:port once it reports SERVING."""
+
+    def __init__(
+        self,
+        store: Path | None,
+        folder: Path,
+        port: int = 0,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port_file = folder / f"port-{time.monotonic_ns()}"
+        self.log = folder / f"server-{time.monotonic_ns()}.log"
+        command = [
+            sys.executable,
+            "-m",
+            "nasbench._cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--port-file",
+            str(self.port_file),
+            *(["--store", str(store)] if store else []),
+            *(extra or []),
+        ]
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
+        self.port = port
+        self.address = ""
+
+    def wait_serving(self, timeout: float = 120.0) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while not self.port_file.exists():
+            self._check_alive(deadline)
+            time.sleep(0.02)
+        self.port = int(self.port_file.read_text())
+        self.address = f"127.0.0.1:{self.port}"
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                self._check_alive(deadline)
+                try:
+                    status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+                except grpc.RpcError:
+                    status = None
+                if status == health_pb2.HealthCheckResponse.SERVING:
+                    return self
+                time.sleep(0.05)
+
+    def _check_alive(self, deadline: float) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            self.stop()
+            raise TimeoutError(f"server not serving in time:\n{self.log.read_text()[-3000:]}")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
