@@ -98,7 +98,7 @@ def test_clients_that_disconnect_mid_stream(server) -> None:
             cells.cancel()
             gate = threading.Event()
 
-            def requests():
+            def requests(gate: threading.Event = gate):
                 yield pb.QueryRequest(cell=pb.CellRef(hash_hex=INCEPTION_HASH), epochs=108)
                 gate.wait(5)  # never sends the rest: the channel closes under it
 

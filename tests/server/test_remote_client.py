@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -40,12 +41,12 @@ def test_fork_gives_the_child_a_working_client(server_address) -> None:
     if pid == 0:  # child: new cells need round trips on a fresh channel
         try:
             values = [nasbench.query(s, repeat=0)["validation_accuracy"] for s in specs[1:]]
-            os.write(write, repr(values).encode())
+            os.write(write, json.dumps(values).encode())
         finally:
             os._exit(0)
     os.close(write)
     _, status = os.waitpid(pid, 0)
-    child = eval(os.read(read, 1 << 16).decode())  # noqa: S307 - our own child's repr of floats
+    child = json.loads(os.read(read, 1 << 16).decode())
     assert os.waitstatus_to_exitcode(status) == 0
     assert child == [nasbench.query(s, repeat=0)["validation_accuracy"] for s in specs[1:]]
 
