@@ -61,7 +61,7 @@ def full_store(tmp_path_factory: pytest.TempPathFactory, full_synthetic: synthet
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, full_store: Path):
     """A real server process on 127.0.0.1 over the full synthetic store, for the whole session."""
-    from tests.servers import ServerProcess
+    from nasbench_server.process import ServerProcess
 
     process = ServerProcess(full_store, tmp_path_factory.mktemp("server")).wait_serving()
     yield process

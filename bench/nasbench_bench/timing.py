@@ -59,3 +59,43 @@ def interleaved(
         name: Timing(name, rounds, len(cases[name][1]), statistics.median(v), min(v), max(v))
         for name, v in samples.items()
     }
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Distribution of samples in one unit: the figures every report shows."""
+
+    name: str
+    unit: str
+    count: int
+    min: float
+    median: float
+    p90: float
+    p99: float
+    p999: float
+    max: float
+
+    def row(self) -> str:
+        return (
+            f"{self.name:<44} p50 {self.median:>9.1f}  p90 {self.p90:>9.1f}  p99 {self.p99:>9.1f}  "
+            f"max {self.max:>9.1f} {self.unit}  (n={self.count})"
+        )
+
+
+def summarize(name: str, samples: Sequence[float], unit: str) -> Stats:
+    """Percentiles of samples (linear interpolation), in ``unit``."""
+    import numpy as np
+
+    values = np.asarray(samples, dtype=float)
+    q = np.percentile(values, [50, 90, 99, 99.9]) if len(values) else [float("nan")] * 4
+    return Stats(
+        name,
+        unit,
+        len(values),
+        float(values.min()),
+        float(q[0]),
+        float(q[1]),
+        float(q[2]),
+        float(q[3]),
+        float(values.max()),
+    )

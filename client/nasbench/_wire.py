@@ -25,17 +25,18 @@ NAME_OF_OP = {value: name for name, value in OP_OF_NAME.items()}
 _VALUES = len(METRIC_FIELDS)
 
 
-def cell_data(cell: Cell, digest: bytes, epochs: Sequence[int]) -> pb.CellData:
-    """A Cell as a message; ``cell.metrics`` must be float64[len(epochs), 3, 8]."""
-    return pb.CellData(
-        key=cell.key,
-        hash=digest,
-        representative=cell.representative,
-        trainable_parameters=cell.parameters,
-        epochs=epochs,
-        repeats=NUM_REPEATS,
-        metrics=np.ascontiguousarray(cell.metrics, dtype="<f8").tobytes(),
-    )
+def cell_data(cell: Cell, digest: bytes, epochs: Sequence[int], into: pb.CellData | None = None) -> pb.CellData:
+    """A Cell as a message (filled ``into`` a given one, e.g. a response's field, to spare a copy);
+    ``cell.metrics`` must be float64[len(epochs), 3, 8]."""
+    message = pb.CellData() if into is None else into
+    message.key = cell.key
+    message.hash = digest
+    message.representative = cell.representative
+    message.trainable_parameters = cell.parameters
+    message.epochs.extend(epochs)
+    message.repeats = NUM_REPEATS
+    message.metrics = cell.metrics.tobytes()  # float64 rows of a little-endian store: already LE
+    return message
 
 
 def cell_of(message: pb.CellData) -> tuple[Cell, bytes]:

@@ -95,8 +95,8 @@ def service_handler(servicer: NasbenchServicer) -> grpc.GenericRpcHandler:
     for method in service.methods:
         request_type = getattr(pb, method.input_type.name)
         behaviour = getattr(servicer, method.name)
-        if method.client_streaming:
-            make, wrap = grpc.stream_stream_rpc_method_handler, _parsed_stream
+        if method.client_streaming:  # decodes its own messages (see NasbenchServicer.QueryStream)
+            make, wrap = grpc.stream_stream_rpc_method_handler, _as_is
         elif method.server_streaming:
             make, wrap = grpc.unary_stream_rpc_method_handler, _parsed_unary_stream
         else:
@@ -131,16 +131,8 @@ def _parsed_unary_stream(behaviour: Callable[..., Any], request_type: Any) -> Ca
     return handle
 
 
-def _parsed_stream(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
-    async def handle(raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async def requests() -> AsyncIterator[Any]:
-            async for raw in raw_requests:
-                yield await _parse(raw, request_type, context)
-
-        async for response in behaviour(requests(), context):
-            yield response
-
-    return handle
+def _as_is(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+    return behaviour
 
 
 def _open_engine(config: ServerConfig) -> Engine:

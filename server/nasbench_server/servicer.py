@@ -14,10 +14,11 @@ from typing import Any
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from nasbench import __version__
 from nasbench._wire import NAME_OF_OP, cell_data
-from nasbench.engine import Engine, hashed_repeat
+from nasbench.engine import Cell, Engine, hashed_repeat
 from nasbench.errors import InvalidSpecError, NasbenchError, OutOfDomainError, RequestRejectedError
 from nasbench.lib import config as nasbench_config
 from nasbench.store.layout import NUM_REPEATS
@@ -46,6 +47,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         for epochs in engine.epochs:  # ascending insertion, as the original's set (its repr is in messages)
             self._valid_epochs.add(epochs)
         self._epoch_index = {epochs: index for index, epochs in enumerate(engine.epochs)}
+        self._all_epochs = tuple(engine.epochs)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -55,33 +57,35 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             raise _NotReady
         return self.engine
 
-    def _budgets(self, epochs: int) -> list[int]:
-        """Indices on the epochs axis: all for 0, else the one budget (OutOfDomainError as the original)."""
+    def _budgets(self, epochs: int) -> tuple[slice, tuple[int, ...]]:
+        """The span of the epochs axis and its budgets: all for 0, else one (OutOfDomainError as the original)."""
         if epochs == 0:
-            return list(range(len(self._epoch_index)))
+            return slice(None), self._all_epochs
         index = self._epoch_index.get(epochs)
         if index is None:
             raise OutOfDomainError("invalid number of epochs, must be one of %s" % self._valid_epochs)  # noqa: UP031
-        return [index]
+        return slice(index, index + 1), (epochs,)
 
-    def _cell(self, engine: Engine, row: int, budgets: list[int]) -> pb.CellData:
-        cell = engine.cell(row)
-        if len(budgets) != len(engine.epochs):
-            cell = cell._replace(metrics=cell.metrics[budgets])
-        return cell_data(cell, engine.store.hashes[row].tobytes(), [engine.epochs[i] for i in budgets])
+    def _cell(self, engine: Engine, row: int, budget: tuple[slice, tuple[int, ...]], into: Any = None) -> pb.CellData:
+        store = engine.store
+        span, epochs = budget
+        cell = Cell(
+            store.keys.item(row), store.representatives.item(row), store.parameters.item(row), store.metrics[row, span]
+        )
+        return cell_data(cell, store.hashes[row].tobytes(), epochs, into)
 
     def _query(self, request: pb.QueryRequest) -> pb.QueryResponse:
         engine = self._ready()
-        budgets = self._budgets(request.epochs)
+        budget = self._budgets(request.epochs)
         row = cells.row_of_ref(request.cell, engine, self._cfg)
-        response = pb.QueryResponse(cell=self._cell(engine, row, budgets), request_id=request.request_id)
+        response = pb.QueryResponse(request_id=request.request_id)
+        self._cell(engine, row, budget, into=response.cell)
         if request.epochs:
-            runs = engine.store.metrics[row, budgets[0]]  # float64[3, 8]
+            runs = engine.store.metrics[row, budget[0].start]  # float64[3, 8]
             chosen = _select(runs, request, engine.store.keys.item(row), request.epochs)
-            part = _HALFWAY if request.stop_halfway else _FINAL
-            response.runs.extend(
-                pb.Run(**dict(zip(_RUN_FIELDS, values, strict=True))) for values in chosen[:, part].tolist()
-            )
+            add = response.runs.add
+            for time_s, train, valid, test in chosen[:, _HALFWAY if request.stop_halfway else _FINAL].tolist():
+                add(training_time=time_s, train_accuracy=train, validation_accuracy=valid, test_accuracy=test)
         return response
 
     async def _guard(self, context: grpc.aio.ServicerContext, call: Any, *args: Any) -> Any:
@@ -97,21 +101,29 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     async def Query(self, request: pb.QueryRequest, context: grpc.aio.ServicerContext) -> pb.QueryResponse:
         return await self._guard(context, self._query, request)
 
-    async def QueryStream(
-        self, request_iterator: AsyncIterator[pb.QueryRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.QueryResponse]:
-        async for request in request_iterator:
+    async def QueryStream(self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+        """Reads raw requests and writes answers with the read/write API (no generator layers per message):
+        one message costs a fraction of the async-iterator form. A malformed message ends the stream."""
+        while True:
+            raw = await context.read()
+            if raw is grpc.aio.EOF:
+                return
             try:
-                yield self._query(request)
+                request = pb.QueryRequest.FromString(raw)
+            except DecodeError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed QueryRequest: {exc}")
+            try:
+                response = self._query(request)
             except _NotReady:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
             except NasbenchError as exc:
-                yield pb.QueryResponse(
+                response = pb.QueryResponse(
                     request_id=request.request_id,
                     error=pb.Error(
                         code=status.status_of(exc).value[0], kind=type(exc).__name__, message=status.details_of(exc)
                     ),
                 )
+            await context.write(response)
 
     async def QueryBatch(
         self, request: pb.QueryBatchRequest, context: grpc.aio.ServicerContext
@@ -123,7 +135,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         count = len(request.keys) + len(request.cells)
         if count > self.config.max_batch:
             raise RequestRejectedError(f"a batch of {count} cells exceeds the limit of {self.config.max_batch}")
-        budgets = self._budgets(request.epochs)
+        span, epochs = self._budgets(request.epochs)
         keys = np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys))
         rows = engine.rows_of_keys(keys)
         if request.cells:
@@ -132,22 +144,26 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         found = rows >= 0
         safe = np.where(found, rows, 0)
         store = engine.store
-        metrics = store.metrics[safe][:, budgets]  # [n, budgets, 3, 8]
+        metrics = store.metrics[safe, span]  # [n, budgets, 3, 8]
         if request.repeat != pb.REPEAT_ALL:
-            metrics = _select_batch(metrics, request, store.keys[safe], [engine.epochs[i] for i in budgets])
+            metrics = _select_batch(metrics, request, store.keys[safe], list(epochs))
             metrics = metrics[..., _HALFWAY if request.stop_halfway else _FINAL]
-        metrics = np.where(found[:, None, None, None], metrics, 0.0)
+        columns = [store.keys[safe], store.representatives[safe], store.parameters[safe], store.hashes[safe]]
+        if not found.all():  # absent cells read as zeros
+            metrics = np.where(found[:, None, None, None], metrics, 0.0)
+            columns = [np.where(found.reshape(-1, *[1] * (c.ndim - 1)), c, 0).astype(c.dtype) for c in columns]
+        keys_out, representatives, parameters, hashes = columns
         return pb.QueryBatchResponse(
             count=count,
             found=found.astype(np.uint8).tobytes(),
-            keys=np.where(found, store.keys[safe], 0).astype("<u8").tobytes(),
-            representatives=np.where(found, store.representatives[safe], 0).astype("<u8").tobytes(),
-            trainable_parameters=np.where(found, store.parameters[safe], 0).astype("<i4").tobytes(),
-            hashes=np.where(found[:, None], store.hashes[safe], 0).astype(np.uint8).tobytes(),
-            epochs=[engine.epochs[i] for i in budgets],
+            keys=keys_out.tobytes(),
+            representatives=representatives.tobytes(),
+            trainable_parameters=parameters.tobytes(),
+            hashes=hashes.tobytes(),
+            epochs=epochs,
             repeats=metrics.shape[2],
             values=metrics.shape[3],
-            metrics=np.ascontiguousarray(metrics, dtype="<f8").tobytes(),
+            metrics=metrics.tobytes(),  # C order after the gather; the store is little-endian
         )
 
     def _row_or_absent(self, ref: pb.CellRef, engine: Engine, field: str) -> int:
@@ -177,7 +193,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             max_parameters=request.max_parameters if request.HasField("max_parameters") else None,
             ops=[NAME_OF_OP[op] for op in request.ops] or None,
         )
-        every = list(range(len(engine.epochs)))
+        every = self._budgets(0)
         return pb.CellsResponse(cells=[self._cell(engine, row, every) for row in rows.tolist()])
 
     async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> pb.CellsResponse:
@@ -186,7 +202,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def _neighbors(self, request: pb.NeighborsRequest) -> pb.CellsResponse:
         engine = self._ready()
         row = cells.row_of_ref(request.cell, engine, self._cfg)
-        every = list(range(len(engine.epochs)))
+        every = self._budgets(0)
         rows = engine.neighbors(engine.store.keys.item(row))
         return pb.CellsResponse(cells=[self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
 
@@ -196,7 +212,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def _get_metrics(self, request: pb.GetMetricsRequest) -> pb.CellData:
         engine = self._ready()
         row = cells.row_of_ref(request.cell, engine, self._cfg)
-        return self._cell(engine, row, list(range(len(engine.epochs))))
+        return self._cell(engine, row, self._budgets(0))
 
     async def ListCells(
         self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext
@@ -242,9 +258,6 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
 class _NotReady(Exception):
     """The store is not open yet."""
-
-
-_RUN_FIELDS = ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy")
 
 
 def _check_repeat(request: Any) -> None:

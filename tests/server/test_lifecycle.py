@@ -15,7 +15,7 @@ from nasbench import api
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from tests.client.scenarios import INCEPTION, spec
-from tests.servers import ServerProcess
+from nasbench_server.process import ServerProcess
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""Start and stop real server processes on 127.0.0.1 for tests (stopped by process id)."""
+"""Run ``nasbench serve`` as a child process and wait until it reports SERVING (for tests and benchmarks)."""
 
 from __future__ import annotations
 
