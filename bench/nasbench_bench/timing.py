@@ -1,69 +1,23 @@
-"""Per-call timing: many calls per round, many rounds, medians and percentiles of the per-call cost."""
+"""Measuring: per-call costs over rounds, interleaved comparisons, and the distribution of samples.
+
+Every figure a benchmark reports is a ``Stats``: its unit, how many samples, and min / median / p90 / p99 /
+p99.9 / max. For per-call costs a sample is one round (many calls, averaged), so machine noise shows up as
+spread between rounds; for latencies a sample is one call.
+"""
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Timing:
-    """Per-call cost in microseconds over ``rounds`` rounds of ``calls`` calls each."""
-
-    name: str
-    rounds: int
-    calls: int
-    median_us: float
-    min_us: float
-    max_us: float
-
-    def row(self) -> str:
-        return f"{self.name:<44} {self.median_us:>10.2f} µs  (min {self.min_us:.2f}, max {self.max_us:.2f})"
-
-
-def time_per_call(
-    name: str, func: Callable[[Any], Any], inputs: Sequence[Any], rounds: int = 15, warmup: int = 1
-) -> Timing:
-    """Call ``func`` on every input once per round; report the per-call cost of each round."""
-    for _ in range(warmup):
-        for item in inputs:
-            func(item)
-    per_call = []
-    for _ in range(rounds):
-        start = time.perf_counter_ns()
-        for item in inputs:
-            func(item)
-        per_call.append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
-    return Timing(name, rounds, len(inputs), statistics.median(per_call), min(per_call), max(per_call))
-
-
-def interleaved(
-    cases: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], rounds: int = 15, warmup: int = 1
-) -> dict[str, Timing]:
-    """Time several cases round by round, alternating, so that machine noise hits them alike."""
-    for func, inputs in cases.values():
-        for _ in range(warmup):
-            for item in inputs:
-                func(item)
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, (func, inputs) in cases.items():
-            start = time.perf_counter_ns()
-            for item in inputs:
-                func(item)
-            samples[name].append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
-    return {
-        name: Timing(name, rounds, len(cases[name][1]), statistics.median(v), min(v), max(v))
-        for name, v in samples.items()
-    }
+import numpy as np
 
 
 @dataclass(frozen=True)
 class Stats:
-    """Distribution of samples in one unit: the figures every report shows."""
+    """Distribution of samples in one unit."""
 
     name: str
     unit: str
@@ -77,25 +31,41 @@ class Stats:
 
     def row(self) -> str:
         return (
-            f"{self.name:<44} p50 {self.median:>9.1f}  p90 {self.p90:>9.1f}  p99 {self.p99:>9.1f}  "
-            f"max {self.max:>9.1f} {self.unit}  (n={self.count})"
+            f"{self.name:<44} p50 {self.median:>10.2f}  p90 {self.p90:>10.2f}  p99 {self.p99:>10.2f}  "
+            f"max {self.max:>10.2f} {self.unit}  (n={self.count})"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def summarize(name: str, samples: Sequence[float], unit: str) -> Stats:
     """Percentiles of samples (linear interpolation), in ``unit``."""
-    import numpy as np
-
     values = np.asarray(samples, dtype=float)
-    q = np.percentile(values, [50, 90, 99, 99.9]) if len(values) else [float("nan")] * 4
-    return Stats(
-        name,
-        unit,
-        len(values),
-        float(values.min()),
-        float(q[0]),
-        float(q[1]),
-        float(q[2]),
-        float(q[3]),
-        float(values.max()),
-    )
+    if not len(values):
+        raise ValueError(f"{name}: no samples")
+    q = np.percentile(values, [50, 90, 99, 99.9])
+    return Stats(name, unit, len(values), float(values.min()), *map(float, q), float(values.max()))
+
+
+def per_call(name: str, func: Callable[[Any], Any], inputs: Sequence[Any], rounds: int = 15, warmup: int = 1) -> Stats:
+    """µs per call: ``func`` on every input once per round; each round's average is one sample."""
+    return interleaved({name: (func, inputs)}, rounds, warmup)[name]
+
+
+def interleaved(
+    cases: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], rounds: int = 15, warmup: int = 1
+) -> dict[str, Stats]:
+    """µs per call of several cases, round by round, alternating, so machine noise hits them alike."""
+    for func, inputs in cases.values():
+        for _ in range(warmup):
+            for item in inputs:
+                func(item)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (func, inputs) in cases.items():
+            start = time.perf_counter_ns()
+            for item in inputs:
+                func(item)
+            samples[name].append((time.perf_counter_ns() - start) / len(inputs) / 1000.0)
+    return {name: summarize(name, values, "µs") for name, values in samples.items()}

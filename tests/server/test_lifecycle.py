@@ -14,8 +14,8 @@ import pytest
 from nasbench import api
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from tests.client.scenarios import INCEPTION, spec
 from nasbench_server.process import ServerProcess
+from tests.client.scenarios import INCEPTION, spec
 
 
 def _free_port() -> int:

@@ -1,0 +1,122 @@
+"""``nasbench bench``: run named scenarios and write results.json, report.md and PNG plots."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nasbench.store.reader import Store
+from nasbench_bench import load as load_scenario
+from nasbench_bench import report, results
+
+SCENARIOS = {
+    "canonicalization": "spec construction, original hash and canonical key per call",
+    "query_local": "in-process query vs a model of the original lookup path",
+    "remote": "unary Query vs empty RPC, one stream, QueryBatch by size, cached client",
+    "concurrency": "1..16 client processes: throughput, latency, server memory",
+    "cold_start": "server to SERVING, client to first answer, vs loading the original's dicts",
+    "build": "synthetic files built into stores: records/s, peak memory, round trip",
+    "load": "load generator: concurrency, duration, request mix, rate limit",
+}
+REMOTE = {"remote", "concurrency", "cold_start", "load"}
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Benchmarks side by side with their baselines, in one run: "
+        + "; ".join(f"{name}: {text}" for name, text in SCENARIOS.items())
+        + ". Writes results.json, report.md and PNG plots to --out."
+    )
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        metavar="SCENARIO",
+        help=f"any of {', '.join(SCENARIOS)} (default: all; with only --target: remote, concurrency, load)",
+    )
+    parser.add_argument(
+        "--store", type=Path, help="store for local scenarios and own servers (default: the embedded synthetic store)"
+    )
+    parser.add_argument("--target", help="measure this deployment (host:port[,host:port]) instead of starting a server")
+    parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
+    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default bench-results)")
+    group = parser.add_argument_group("load generator (scenario load)")
+    group.add_argument(
+        "--concurrency", type=int, help=f"client processes (default {load_scenario.DEFAULTS['concurrency']})"
+    )
+    group.add_argument("--duration", type=float, help=f"seconds (default {load_scenario.DEFAULTS['duration']:g})")
+    group.add_argument("--mix", help=f"request mix (default {load_scenario.DEFAULTS['mix']})")
+    group.add_argument("--rate", type=float, help="requests/s over all clients (default: as fast as possible)")
+    group.add_argument(
+        "--batch-size", type=int, help=f"cells per batch (default {load_scenario.DEFAULTS['batch_size']})"
+    )
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    names = args.scenarios or (["remote", "concurrency", "load"] if args.target and not args.store else list(SCENARIOS))
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise SystemExit(f"nasbench bench: error: unknown scenario {unknown[0]!r} (choose from {', '.join(SCENARIOS)})")
+    if args.mix:
+        load_scenario.parse_mix(args.mix)
+    store_path = args.store
+    if store_path is None:
+        from nasbench_server.default_store import ensure_default_store
+
+        store_path = ensure_default_store()
+    store = Store.open(store_path)
+    manifest = store.manifest
+    store.close()
+    server = None
+    with tempfile.TemporaryDirectory(prefix="nasbench-bench-") as scratch:
+        context = results.Context(
+            quick=args.quick,
+            store=Path(store_path),
+            workdir=Path(scratch),
+            target=args.target,
+            load={
+                "concurrency": args.concurrency,
+                "duration": args.duration,
+                "mix": args.mix,
+                "rate": args.rate,
+                "batch_size": args.batch_size,
+            },
+        )
+        if args.target:
+            context.address = args.target
+        elif REMOTE & set(names):
+            from nasbench_server.process import ServerProcess
+
+            server = ServerProcess(context.store, context.workdir).wait_serving()
+            context.address, context.server_pids = server.address, [server.process.pid]
+        done: dict[str, results.ScenarioResult] = {}
+        try:
+            for name in names:
+                started = time.perf_counter()
+                print(f"bench: {name} ...", file=sys.stderr, flush=True)
+                done[name] = importlib.import_module(f"nasbench_bench.{name}").run(context)
+                print(f"bench: {name} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        finally:
+            if server is not None:
+                server.stop()
+        assembled = results.assemble(context, done, manifest)
+    problems = results.validate(assembled)
+    results_path = results.write(assembled, args.out)
+    report_path = report.render(assembled, done, args.out)
+    for name, scenario in assembled["scenarios"].items():
+        for target in scenario["targets"]:
+            print(
+                f"{name:<16} {target['name']:<48} {target['measured']:>14,.4g} {target['unit']:<10} "
+                f"{target['target']:<12} {'met' if target['met'] else 'NOT MET'}"
+            )
+    print(f"wrote {results_path} and {report_path}")
+    if problems:
+        print("results are inconsistent: " + "; ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {"bench": (add_bench_arguments, run_bench)}

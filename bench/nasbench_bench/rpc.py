@@ -1,0 +1,35 @@
+"""Small helpers shared by the remote scenarios: channels, keys to ask for, process memory."""
+
+from __future__ import annotations
+
+import grpc
+
+from nasbench.backends.remote import channel_options, grpc_target
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+
+
+def open_stub(address: str) -> tuple[grpc.Channel, pb_grpc.NasbenchStub]:
+    """A channel as the drop-in client makes it (round-robin over several addresses, retries), and its stub."""
+    channel = grpc.insecure_channel(grpc_target(address), options=channel_options(256 << 20))
+    return channel, pb_grpc.NasbenchStub(channel)
+
+
+def random_keys(address: str, count: int, seed: int = 0) -> list[int]:
+    channel, stub = open_stub(address)
+    with channel:
+        return [cell.key for cell in stub.Sample(pb.SampleRequest(k=count, seed=seed)).cells]
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB of a process: its own memory, and shared page cache it maps."""
+    values = {"RssAnon": float("nan"), "RssFile": float("nan")}
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                name = line.split(":")[0]
+                if name in values:
+                    values[name] = int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return values["RssAnon"], values["RssFile"]
