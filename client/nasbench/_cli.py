@@ -20,6 +20,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "synth": ("nasbench_builder.cli", "builder", "write a synthetic dataset in the original .tfrecord format"),
     "verify": ("nasbench_builder.cli", "builder", "re-check a store and print its manifest"),
     "serve": ("nasbench_server.cli", "server", "serve a store (or the embedded synthetic one) over gRPC"),
+    "health": ("nasbench_server.cli", "server", "exit 0 if a server reports SERVING (for container probes)"),
     "bench": ("nasbench_bench.cli", "bench", "run the benchmarks; write results.json, report.md and plots"),
 }
 

@@ -17,6 +17,7 @@ The channel belongs to the event loop that connected it: connect inside the loop
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from nasbench.backends.remote import (
     DEFAULT_CACHE_CELLS,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
+    channel_credentials,
     channel_options,
     grpc_target,
     translate,
@@ -47,15 +49,16 @@ class AsyncNASBench(_Surface):
         seed: int | None = None,
         *,
         repeat: Any = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float | None = None,
         cache_cells: int = DEFAULT_CACHE_CELLS,
-        credentials: grpc.ChannelCredentials | None = None,
+        tls_ca: str | os.PathLike[str] | bytes | None = None,
         token: str | None = None,
     ) -> None:
         self._setup(seed, repeat)
         self.address = address
-        self.timeout = timeout
+        self.timeout = timeout or DEFAULT_TIMEOUT_S
         target = grpc_target(address)
+        credentials = channel_credentials(address, tls_ca)
         self._channel = (
             grpc.aio.secure_channel(target, credentials, options=channel_options())
             if credentials is not None

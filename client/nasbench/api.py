@@ -240,6 +240,10 @@ class NASBench(_Surface):
         order, and without touching ``random``). ``'mean'`` and ``'all'`` charge the budget one run, at the
         mean training time.
       cache_dir: where stores built from .tfrecord files go when their folder is not writable.
+      token: for a server started with a token: sent as ``authorization: Bearer <token>``.
+      tls_ca: for a TLS server with a private CA: the CA certificate (PEM path or bytes); ``grpcs://`` addresses
+        use TLS with the system's roots otherwise.
+      timeout: seconds per remote call (default 30); calls wait for a restarted server within it.
 
     Raises:
       StoreError: the store is missing, damaged or of an unknown schema.
@@ -253,9 +257,13 @@ class NASBench(_Surface):
         *,
         repeat: Any = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        token: str | None = None,
+        tls_ca: str | os.PathLike[str] | bytes | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._setup(seed, repeat)
-        self._backend: Backend = open_backend(dataset_file, cache_dir)
+        remote = {"token": token, "tls_ca": tls_ca, "timeout": timeout}
+        self._backend: Backend = open_backend(dataset_file, cache_dir, remote)
         self._set_epochs(self._backend.epochs)
         self.fixed_statistics: Mapping[str, dict[str, Any]] = FixedStatistics(self)
         self.computed_statistics: Mapping[str, dict[int, list[dict[str, float]]]] = ComputedStatistics(self)

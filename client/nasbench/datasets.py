@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from nasbench import space
 from nasbench.backends.base import Backend
 from nasbench.errors import StoreError
 from nasbench.store.reader import Store
 
-_ADDRESS = re.compile(r"^(?:grpc://|unix:|dns:)|^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d+(?:,|$)")
+_ADDRESS = re.compile(r"^(?:grpcs?://|unix:|dns:)|^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d+(?:,|$)")
 
 
 def is_address(dataset: str) -> bool:
@@ -26,13 +27,18 @@ def is_address(dataset: str) -> bool:
     return bool(_ADDRESS.match(dataset)) and not Path(dataset).exists()
 
 
-def open_backend(dataset: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> Backend:
-    """The backend for a store path, a .tfrecord path or a server address (see the module docstring)."""
+def open_backend(
+    dataset: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+    remote: dict[str, Any] | None = None,
+) -> Backend:
+    """The backend for a store path, a .tfrecord path or a server address (see the module docstring);
+    ``remote`` holds the options of a remote backend (token, tls_ca, timeout)."""
     text = os.fspath(dataset)
     if is_address(text):
         from nasbench.backends.remote import RemoteBackend
 
-        return RemoteBackend.connect(text)
+        return RemoteBackend.connect(text, **(remote or {}))
     path = Path(text)
     if path.suffix == ".tfrecord" or (path.is_file() and _looks_like_tfrecord(path)):
         path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else space.default_cache_dir() / "stores")

@@ -12,9 +12,11 @@
     │   ├── StoreSchemaError              written by an unknown schema version
     │   └── StoreCorruptError             a checksum or an invariant does not hold
     ├── SourceError                       a dataset file that cannot be read or trusted (path, record index)
+    ├── ConfigurationError(ValueError)    a setting that cannot work (e.g. a server exposed unprotected)
     └── RemoteError
         ├── ServiceUnavailableError       no server answered (after retries) or the deadline passed
-        └── RequestRejectedError          the server refused the request (limits, malformed message)
+        ├── RequestRejectedError          the server refused the request (limits, malformed message)
+        └── NotAuthorizedError            a missing or wrong token
 
 Subclassing the builtin that the original raised keeps old ``except`` clauses working.
 """
@@ -77,6 +79,10 @@ class SourceError(NasbenchError):
         self.reason = message
 
 
+class ConfigurationError(NasbenchError, ValueError):
+    """A setting that cannot work: a server exposed beyond loopback unprotected, workers without a port."""
+
+
 class RemoteError(NasbenchError):
     """A failure talking to a nasbench server."""
 
@@ -87,3 +93,7 @@ class ServiceUnavailableError(RemoteError, ConnectionError):
 
 class RequestRejectedError(RemoteError):
     """The server refused the request: it was malformed or exceeded a limit."""
+
+
+class NotAuthorizedError(RemoteError, PermissionError):
+    """The server wants a token (or another one): pass ``token=`` to NASBench."""

@@ -24,8 +24,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nasbench.engine import Engine
+from nasbench.errors import ConfigurationError
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench_server import logs
+from nasbench_server import logs, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
 from nasbench_server.servicer import NasbenchServicer
@@ -48,7 +49,11 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    server = grpc.aio.server(options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs)
+    security.check_exposure(config)
+    interceptors = [security.TokenInterceptor(config.token)] if config.token else []
+    server = grpc.aio.server(
+        options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
+    )
     servicer = NasbenchServicer(config)
     server.add_generic_rpc_handlers((service_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
@@ -56,11 +61,24 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    port = server.add_insecure_port(config.address)
+    credentials = security.server_credentials(config)
+    port = (
+        server.add_secure_port(config.address, credentials)
+        if credentials is not None
+        else server.add_insecure_port(config.address)
+    )
     if port == 0 and not config.host.startswith("unix:"):
         raise OSError(f"could not bind {config.address}")
     await server.start()
-    log.info("listening", extra={"address": f"{config.host}:{port}", "pid": os.getpid()})
+    log.info(
+        "listening",
+        extra={
+            "address": f"{config.host}:{port}",
+            "pid": os.getpid(),
+            "tls": credentials is not None,
+            "token": bool(config.token),
+        },
+    )
     if on_bound is not None:
         on_bound(port)
     opened = asyncio.ensure_future(asyncio.to_thread(_open_engine, config))
@@ -135,6 +153,12 @@ def _as_is(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., An
     return behaviour
 
 
+def prepare(config: ServerConfig) -> None:
+    """Open and verify the store, building the embedded synthetic one if none is given; serve nothing."""
+    logs.setup(config.log_level)
+    _open_engine(config).close()
+
+
 def _open_engine(config: ServerConfig) -> Engine:
     started = time.perf_counter()
     path = config.store if config.store is not None else ensure_default_store(config.cache_dir)
@@ -158,7 +182,8 @@ def run(config: ServerConfig, port_file: Path | None = None) -> None:
         _run_loop(serve(config, on_bound=None if port_file is None else lambda port: _write_port(port_file, port)))
         return
     if config.port == 0:
-        raise ValueError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
+        raise ConfigurationError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
+    security.check_exposure(config)
     store = config.store if config.store is not None else ensure_default_store(config.cache_dir)
     worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
     context = multiprocessing.get_context("spawn")

@@ -1,4 +1,4 @@
-"""``nasbench serve``: flags, each with an environment-variable fallback (read only here)."""
+"""``nasbench serve`` and ``nasbench health``: flags, each with an environment-variable fallback (read only here)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import argparse
 import os
 from pathlib import Path
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from nasbench.errors import ConfigurationError
 from nasbench_server import app
 from nasbench_server.config import (
     DEFAULT_GRACE_S,
@@ -24,13 +28,18 @@ def _env(name: str, default: object) -> object:
     return os.environ.get(f"NASBENCH_{name}", default)
 
 
+def _flag(name: str) -> bool:
+    return str(_env(name, "")).lower() in ("1", "true", "yes")
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Serve a store over gRPC. With no --store, serves the embedded synthetic full-scale dataset (built once, "
-        "about a minute, then cached). Every flag falls back to an environment variable NASBENCH_<NAME>."
+        "about a minute, then cached). Every flag falls back to an environment variable NASBENCH_<NAME>. "
+        "Beyond loopback the server needs a token or TLS, or an explicit --insecure."
     )
-    parser.add_argument("--store", type=Path, default=_env("STORE", None), help="store file [NASBENCH_STORE]")
-    parser.add_argument("--host", default=_env("HOST", DEFAULT_HOST), help="address to bind [NASBENCH_HOST]")
+    parser.add_argument("--store", type=Path, default=_env("STORE", None) or None, help="store file [NASBENCH_STORE]")
+    parser.add_argument("--host", default=_env("HOST", DEFAULT_HOST), help="address to bind, or unix:/path")
     parser.add_argument("--port", type=int, default=int(_env("PORT", DEFAULT_PORT)), help="0 picks a free port")
     parser.add_argument(
         "--workers",
@@ -57,11 +66,37 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("PORT_FILE", None),
         help="write the bound port here once listening (for --port 0)",
     )
+    parser.add_argument("--tls-cert", type=Path, default=_env("TLS_CERT", None), help="PEM certificate chain")
+    parser.add_argument("--tls-key", type=Path, default=_env("TLS_KEY", None), help="PEM private key")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=_env("TOKEN_FILE", None),
+        help="file holding the shared token clients must send (or set NASBENCH_TOKEN)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=_flag("INSECURE"),
+        help="allow binding beyond loopback without token or TLS [NASBENCH_INSECURE=1]",
+    )
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="open and verify the store (building the synthetic one if none is given), then exit",
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or not 0 <= args.port <= 65535:
-        raise SystemExit(f"nasbench serve: error: bad --workers {args.workers} or --port {args.port}")
+        raise ConfigurationError(f"bad --workers {args.workers} or --port {args.port}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
+    token = os.environ.get("NASBENCH_TOKEN") or None
+    if args.token_file is not None:
+        token = args.token_file.read_text().strip()
+        if not token:
+            raise ConfigurationError(f"the token file {args.token_file} is empty")
     config = ServerConfig(
         store=args.store,
         host=args.host,
@@ -73,9 +108,49 @@ def run_serve(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         log_level=args.log_level,
         verify=not args.no_verify,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        token=token,
+        insecure=args.insecure,
     )
+    if args.prepare:
+        app.prepare(config)
+        return 0
     app.run(config, port_file=args.port_file)
     return 0
 
 
-COMMANDS = {"serve": (add_serve_arguments, run_serve)}
+def add_health_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Exit 0 if the server reports SERVING on the standard gRPC health service, 1 otherwise: for Docker "
+        "HEALTHCHECK and Kubernetes exec probes. Health needs no token."
+    )
+    port = int(_env("PORT", DEFAULT_PORT))
+    parser.add_argument("--address", default=f"127.0.0.1:{port}", help="host:port (default 127.0.0.1:$NASBENCH_PORT)")
+    parser.add_argument("--tls-ca", type=Path, default=_env("TLS_CA", None), help="CA certificate for a TLS server")
+    parser.add_argument(
+        "--tls-server-name",
+        default=_env("TLS_SERVER_NAME", None),
+        help="name the TLS certificate was issued for, if not the address's host",
+    )
+    parser.add_argument("--timeout", type=float, default=3.0)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    if args.tls_ca is not None:
+        options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
+        credentials = grpc.ssl_channel_credentials(args.tls_ca.read_bytes())
+        channel = grpc.secure_channel(args.address, credentials, options=options)
+    else:
+        channel = grpc.insecure_channel(args.address)
+    with channel:
+        try:
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"{args.address}: {error.code().name}")
+            return 1
+    print(f"{args.address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)}")
+    return 0 if status.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+COMMANDS = {"serve": (add_serve_arguments, run_serve), "health": (add_health_arguments, run_health)}

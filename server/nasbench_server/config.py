@@ -35,6 +35,10 @@ class ServerConfig:
     verify: bool = True  # re-check every store checksum before reporting SERVING
     reuse_port: bool = False  # several worker processes share the port (set for --workers > 1)
     cache_dir: Path | None = None  # where the embedded store goes (default ~/.cache/nasbench)
+    tls_cert: Path | None = None  # PEM certificate chain; with tls_key, the server speaks TLS
+    tls_key: Path | None = None  # PEM private key
+    token: str | None = None  # shared bearer token every call but health must carry
+    insecure: bool = False  # allow a non-loopback bind without TLS or token
 
     @property
     def address(self) -> str:

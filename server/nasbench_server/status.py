@@ -14,6 +14,7 @@ STATUS_OF_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.RequestRejectedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.StoreError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ServiceUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (errors.NotAuthorizedError, grpc.StatusCode.UNAUTHENTICATED),
     (errors.NasbenchError, grpc.StatusCode.INTERNAL),
 )
 ERROR_KIND_KEY = _wire.ERROR_KIND_KEY

@@ -1,7 +1,8 @@
 """The remote backend: cells from a nasbench server over gRPC, cached, with the original errors.
 
 - Addresses: ``grpc://host:port``, ``host:port``, comma-separated lists (round-robin across them),
-  ``dns:///name:port`` (round-robin across its records), ``unix:/path``.
+  ``dns:///name:port`` (round-robin across its records), ``unix:/path``; ``grpcs://host:port`` for TLS (with
+  ``tls_ca=`` for a private CA). ``token=`` sends ``authorization: Bearer <token>`` with every call.
 - One channel per process and target, created on first use; a child process after ``fork`` makes its own
   (a gRPC channel must not cross a fork).
 - Calls wait for the server to be ready, retry UNAVAILABLE with exponential backoff (gRPC's retry policy) and
@@ -19,6 +20,7 @@ import os
 import socket
 import threading
 from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -66,7 +68,7 @@ _ERROR_CLASSES: dict[str, type[errors.NasbenchError]] = {
 
 def grpc_target(address: str) -> str:
     """The gRPC target of a user address (see the module docstring)."""
-    text = address.removeprefix("grpc://")
+    text = address.removeprefix("grpc://").removeprefix("grpcs://")
     if "," not in text:
         return text
     resolved = []
@@ -79,6 +81,14 @@ def grpc_target(address: str) -> str:
             break
     scheme = "ipv6" if all(r.startswith("[") for r in resolved) else "ipv4"
     return f"{scheme}:" + ",".join(resolved)
+
+
+def channel_credentials(address: str, tls_ca: str | os.PathLike[str] | bytes | None) -> grpc.ChannelCredentials | None:
+    """TLS credentials for ``grpcs://`` addresses or when a CA is given (PEM file or bytes), else None."""
+    if tls_ca is None and not address.startswith("grpcs://"):
+        return None
+    roots = tls_ca if isinstance(tls_ca, bytes) or tls_ca is None else Path(tls_ca).read_bytes()
+    return grpc.ssl_channel_credentials(root_certificates=roots)
 
 
 def channel_options(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, Any]]:
@@ -131,6 +141,8 @@ def translate(error: grpc.RpcError, address: str) -> errors.NasbenchError:
         return errors.ServiceUnavailableError(f"no nasbench server answered at {address} ({code.name}: {details})")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return errors.RequestRejectedError(details)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return errors.NotAuthorizedError(f"{address} refused the call: {details}")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return errors.InvalidSpecError(details)
     return errors.RemoteError(f"{address}: {code.name}: {details}")
@@ -151,15 +163,15 @@ class RemoteBackend:
         self,
         address: str,
         *,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float | None = None,
         cache_cells: int = DEFAULT_CACHE_CELLS,
-        credentials: grpc.ChannelCredentials | None = None,
+        tls_ca: str | os.PathLike[str] | bytes | None = None,
         token: str | None = None,
     ) -> None:
         self.address = address
         self.target = grpc_target(address)
-        self.timeout = timeout
-        self._credentials = credentials
+        self.timeout = timeout or DEFAULT_TIMEOUT_S
+        self._credentials = channel_credentials(address, tls_ca)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._cache: Memo = Memo(cache_cells)  # key -> Cell
         self._key_of_digest: Memo = Memo(cache_cells)  # 16-byte hash -> key

@@ -32,6 +32,7 @@ from nasbench.lib import graph_util
 _NUMERIC_KINDS = frozenset("biufcO")
 # dtype kinds whose deep copy equals a plain copy (no Python objects inside).
 _PLAIN_KINDS = frozenset("biufc")
+_STR_ONLY = frozenset((str,))
 # Small plain matrices are analysed once per distinct content (bytes) and the answer is memoized.
 _ANALYSIS_CACHE_SIZE = 16384
 _ANALYSIS_CACHE_MAX_VERTICES = 16
@@ -47,7 +48,7 @@ def _as_matrix(matrix: Any) -> np.ndarray:
 
 def _plain_ops(ops: Any) -> bool:
     """True for a list of strings, whose deep copy is a plain slice."""
-    return type(ops) is list and all(type(op) is str for op in ops)
+    return type(ops) is list and set(map(type, ops)) <= _STR_ONLY
 
 
 def _copy_matrix(matrix: np.ndarray) -> np.ndarray:

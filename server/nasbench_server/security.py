@@ -1,0 +1,79 @@
+"""Who may talk to a server: loopback by default; beyond it, TLS and/or a shared bearer token, or an explicit
+``--insecure``. The token is checked on every RPC except ``grpc.health.v1.Health`` (probes carry no token)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any
+
+import grpc
+
+from nasbench.errors import ConfigurationError
+from nasbench_server.config import ServerConfig
+
+_OPEN_METHODS = "/grpc.health.v1.Health/"
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses, ``localhost`` and unix sockets (reachable only from this machine)."""
+    if host.startswith("unix:") or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(config: ServerConfig) -> None:
+    """Refuse to serve beyond loopback without TLS or a token, unless ``insecure`` says so explicitly.
+
+    Raises:
+      ConfigurationError: naming the address and the ways out.
+    """
+    if is_loopback(config.host) or config.insecure or config.token or (config.tls_cert and config.tls_key):
+        return
+    raise ConfigurationError(
+        f"refusing to serve on {config.host} (beyond loopback) without protection: give a token "
+        "(--token-file or NASBENCH_TOKEN), TLS (--tls-cert and --tls-key), or pass --insecure explicitly"
+    )
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if not (config.tls_cert and config.tls_key):
+        return None
+    return grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())])
+
+
+class TokenInterceptor(grpc.aio.ServerInterceptor):
+    """Answers UNAUTHENTICATED unless the call carries ``authorization: Bearer <token>`` (compared in constant
+    time)."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_OPEN_METHODS):
+            return handler
+        supplied = dict(details.invocation_metadata or ()).get("authorization", "")
+        if isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), self._expected):
+            return handler
+        return _refusal(handler)
+
+
+async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: send the metadata 'authorization: Bearer <token>'"
+    )
+
+
+def _refusal(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that refuses the call."""
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(_refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(_refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(_refuse)
+    return grpc.unary_unary_rpc_method_handler(_refuse)

@@ -1,0 +1,194 @@
+"""Tokens, TLS, and the rule that a server beyond loopback needs one of them (or an explicit --insecure)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from nasbench import api
+from nasbench.errors import ConfigurationError, NotAuthorizedError, ServiceUnavailableError
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+from nasbench_server.config import ServerConfig
+from nasbench_server.process import ServerProcess
+from nasbench_server.security import check_exposure, is_loopback
+from tests.client.scenarios import INCEPTION, spec
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory, small_store):
+    folder = tmp_path_factory.mktemp("token")
+    token_file = folder / "token.txt"
+    token_file.write_text(TOKEN + "\n")
+    server = ServerProcess(small_store, folder, extra=["--token-file", str(token_file)]).wait_serving()
+    yield server
+    server.stop()
+
+
+def test_token_is_required(token_server) -> None:
+    address = f"grpc://{token_server.address}"
+    for token in (None, "wrong"):
+        with pytest.raises(NotAuthorizedError, match="missing or wrong token") as info:
+            api.NASBench(address, token=token)
+        assert isinstance(info.value, PermissionError) and token_server.address in str(info.value)
+    nasbench = api.NASBench(address, token=TOKEN, seed=0)
+    chain = spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+    assert nasbench.query(chain)["trainable_parameters"] > 0
+    assert len(list(nasbench.hash_iterator())) == 2532
+
+
+def test_every_method_is_guarded_but_health(token_server) -> None:
+    with grpc.insecure_channel(token_server.address) as channel:
+        stub = pb_grpc.NasbenchStub(channel)
+        for call in (
+            lambda: stub.Ping(pb.PingRequest()),
+            lambda: list(stub.ListCells(pb.ListCellsRequest())),
+            lambda: list(stub.QueryStream(iter([pb.QueryRequest()]))),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert stub.Ping(pb.PingRequest(), metadata=(("authorization", f"Bearer {TOKEN}"),)) == pb.PingResponse()
+    health = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "health", "--address", token_server.address],
+        capture_output=True,
+        text=True,
+    )
+    assert health.returncode == 0 and "SERVING" in health.stdout
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nasbench test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def test_tls(small_store, tmp_path) -> None:
+    ca, cert, key = _certificates(tmp_path)
+    server = ServerProcess(small_store, tmp_path, extra=["--tls-cert", str(cert), "--tls-key", str(key)])
+    try:
+        deadline_log = server.log
+        port = None
+        import time
+
+        started = time.monotonic()
+        while not server.port_file.exists():
+            assert time.monotonic() - started < 60 and server.process.poll() is None, deadline_log.read_text()
+            time.sleep(0.05)
+        port = int(server.port_file.read_text())
+        health = subprocess.run(
+            [sys.executable, "-m", "nasbench._cli", "health", "--address", f"127.0.0.1:{port}", "--tls-ca", str(ca)],
+            capture_output=True,
+            text=True,
+        )
+        for _ in range(100):
+            if health.returncode == 0:
+                break
+            time.sleep(0.1)
+            health = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "nasbench._cli",
+                    "health",
+                    "--address",
+                    f"127.0.0.1:{port}",
+                    "--tls-ca",
+                    str(ca),
+                ],
+                capture_output=True,
+                text=True,
+            )
+        assert health.returncode == 0, health.stdout
+        nasbench = api.NASBench(f"grpcs://127.0.0.1:{port}", tls_ca=ca, seed=0)
+        chain = spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "maxpool3x3", "output"])
+        assert nasbench.query(chain)["trainable_parameters"] > 0
+        with pytest.raises(ServiceUnavailableError):
+            api.NASBench(f"grpc://127.0.0.1:{port}", timeout=2)  # plaintext against TLS never connects
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("unix:/tmp/s", True),
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("::", False),
+        ("nasbench.example", False),
+    ],
+)
+def test_is_loopback(host: str, expected: bool) -> None:
+    assert is_loopback(host) is expected
+
+
+def test_exposure_needs_protection(tmp_path) -> None:
+    with pytest.raises(ConfigurationError, match=r"refusing to serve on 0\.0\.0\.0"):
+        check_exposure(ServerConfig(host="0.0.0.0"))
+    check_exposure(ServerConfig(host="0.0.0.0", token="t"))
+    check_exposure(ServerConfig(host="0.0.0.0", insecure=True))
+    check_exposure(ServerConfig(host="0.0.0.0", tls_cert=tmp_path / "c", tls_key=tmp_path / "k"))
+    check_exposure(ServerConfig(host="127.0.0.1"))
+    refused = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "refusing to serve on 0.0.0.0" in refused.stderr
+
+
+def test_inception_through_token_and_cache(token_server) -> None:
+    nasbench = api.NASBench(f"grpc://{token_server.address}", token=TOKEN)
+    with pytest.raises(KeyError):  # a 7-vertex cell is not in the 5-vertex store: the original's KeyError
+        nasbench.query(spec(*INCEPTION))
