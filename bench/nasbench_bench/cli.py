@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import socket
 import sys
 import tempfile
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from nasbench.store.reader import Store
 from nasbench_bench import load as load_scenario
 from nasbench_bench import report, results
+from nasbench_bench.rpc import descendants
 
 SCENARIOS = {
     "canonicalization": "spec construction, original hash and canonical key per call",
@@ -43,6 +45,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="measure this deployment (host:port[,host:port]) instead of starting a server")
     parser.add_argument("--quick", action="store_true", help="a smoke run, under a minute")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output folder (default bench-results)")
+    parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="worker processes of the server this run starts (sharing one port)",
+    )
     group = parser.add_argument_group("load generator (scenario load)")
     group.add_argument(
         "--concurrency", type=int, help=f"client processes (default {load_scenario.DEFAULTS['concurrency']})"
@@ -84,14 +92,19 @@ def run_bench(args: argparse.Namespace) -> int:
                 "rate": args.rate,
                 "batch_size": args.batch_size,
             },
+            server_workers=args.server_workers,
         )
         if args.target:
             context.address = args.target
         elif REMOTE & set(names):
             from nasbench_server.process import ServerProcess
 
-            server = ServerProcess(context.store, context.workdir).wait_serving()
-            context.address, context.server_pids = server.address, [server.process.pid]
+            port = 0 if args.server_workers == 1 else _free_port()
+            server = ServerProcess(
+                context.store, context.workdir, port=port, extra=["--workers", str(args.server_workers)]
+            ).wait_serving()
+            context.address = server.address
+            context.server_pids = [server.process.pid, *descendants(server.process.pid)]
         done: dict[str, results.ScenarioResult] = {}
         try:
             for name in names:
@@ -117,6 +130,12 @@ def run_bench(args: argparse.Namespace) -> int:
         print("results are inconsistent: " + "; ".join(problems), file=sys.stderr)
         return 1
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 COMMANDS = {"bench": (add_bench_arguments, run_bench)}

@@ -34,6 +34,7 @@ class Context:
     address: str = ""  # the server the remote scenarios use: the target, or one this run started
     server_pids: list[int] = field(default_factory=list)  # its processes, when this run started it (for RSS)
     load: dict[str, Any] = field(default_factory=dict)  # load-generator options (see load.py)
+    server_workers: int = 1
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Small helpers shared by the remote scenarios: channels, keys to ask for, process memory."""
+"""Small helpers shared by the scenarios: channels, keys to ask for, processes and their memory."""
 
 from __future__ import annotations
 
@@ -33,3 +33,30 @@ def rss_mb(pid: int) -> tuple[float, float]:
     except OSError:
         pass
     return values["RssAnon"], values["RssFile"]
+
+
+def high_water_mb(pid: int) -> float:
+    """VmHWM of a process: the peak RSS of its own address space (reset at exec, unlike ru_maxrss)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                children = [int(child) for child in handle.read().split()]
+        except OSError:
+            children = []
+        found += children
+        queue += children
+    return found

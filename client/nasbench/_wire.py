@@ -5,12 +5,13 @@ The hot path carries metrics as packed little-endian float64 bytes, so decoding 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from nasbench import canonical
 from nasbench.engine import Cell
+from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 from nasbench.store.layout import METRIC_FIELDS, NUM_REPEATS
 from nasbench.v1 import nasbench_pb2 as pb
@@ -61,3 +62,36 @@ def packed_spec(code: int) -> pb.PackedSpec:
     return pb.PackedSpec(
         num_vertices=num_vertices, edges=bits, ops=[OP_OF_NAME[config.AVAILABLE_OPS[label]] for label in labels]
     )
+
+
+def sample_request(
+    k: int,
+    seed: int,
+    num_vertices: Collection[int] | None = None,
+    num_edges: Collection[int] | None = None,
+    min_parameters: int | None = None,
+    max_parameters: int | None = None,
+    ops: Collection[str] | None = None,
+) -> pb.SampleRequest:
+    """The Sample request of the API's sample filters.
+
+    Raises:
+      InvalidSpecError: a negative ``k`` or an unknown op (the server would refuse them too).
+    """
+    if k < 0:
+        raise InvalidSpecError(f"k must be at least 0, got {k}")
+    unknown = sorted(set(ops or ()) - set(OP_OF_NAME))
+    if unknown:
+        raise InvalidSpecError(f"unknown op {unknown[0]!r} (available ops = {list(config.AVAILABLE_OPS)})")
+    request = pb.SampleRequest(
+        k=k,
+        seed=seed % 2**64,
+        num_vertices=list(num_vertices or ()),
+        num_edges=list(num_edges or ()),
+        ops=[OP_OF_NAME[op] for op in ops or ()],
+    )
+    if min_parameters is not None:
+        request.min_parameters = min_parameters
+    if max_parameters is not None:
+        request.max_parameters = max_parameters
+    return request

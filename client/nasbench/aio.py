@@ -178,22 +178,15 @@ class AsyncNASBench(_Surface):
     ) -> list[ModelSpec]:
         """As ``api.NASBench.sample``."""
         draw_seed = self._sample_seed(seed, {"num_vertices": num_vertices, "num_edges": num_edges, "ops": ops})
-        if k < 0:
-            raise errors.InvalidSpecError(f"k must be at least 0, got {k}")
-        unknown = [op for op in ops or () if op not in _wire.OP_OF_NAME]
-        if unknown:
-            raise errors.InvalidSpecError(f"unknown op {unknown[0]!r} (available ops = {list(_wire.OP_OF_NAME)})")
-        request = pb.SampleRequest(
-            k=k,
-            seed=draw_seed % 2**64,
-            num_vertices=list(_as_collection(num_vertices) or ()),
-            num_edges=list(_as_collection(num_edges) or ()),
-            ops=[_wire.OP_OF_NAME[op] for op in ops or ()],
+        request = _wire.sample_request(
+            k,
+            draw_seed,
+            _as_collection(num_vertices),
+            _as_collection(num_edges),
+            min_parameters,
+            max_parameters,
+            ops,
         )
-        if min_parameters is not None:
-            request.min_parameters = min_parameters
-        if max_parameters is not None:
-            request.max_parameters = max_parameters
         response = await self._call("Sample", request)
         return [self._spec_of(self._keep(message)) for message in response.cells]
 

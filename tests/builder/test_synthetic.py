@@ -12,19 +12,7 @@ from nasbench import canonical
 from nasbench.lib.model_metrics_pb2 import ModelMetrics
 from nasbench.lib.model_spec import ModelSpec
 from nasbench_builder import synthetic, tfrecord
-
-INCEPTION = (
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"],
-)
+from tests.client.scenarios import INCEPTION, ISSUE_23
 
 
 def test_accuracies_are_float32_multiples_of_1_over_9984(small_synthetic) -> None:
@@ -69,17 +57,7 @@ def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -
 def test_parameters_match_known_real_cells() -> None:
     """The parameter model reproduces the real counts quoted in the reference (§6, §7.3)."""
     assert synthetic.trainable_parameters(canonical.canonical_key(*INCEPTION)) == 2_694_282
-    issue_23 = [
-        [0, 1, 1, 0, 0, 1, 1],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 1, 0, 0, 0],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0] * 7,
-    ]
-    ops = ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"]
-    assert synthetic.trainable_parameters(canonical.canonical_key(issue_23, ops)) == 32_426_634
+    assert synthetic.trainable_parameters(canonical.canonical_key(*ISSUE_23)) == 32_426_634
 
 
 def test_record_layout(tiny_tfrecord, tiny_synthetic) -> None:

@@ -1,4 +1,4 @@
-"""Cells and helpers shared by the API scenario suites (local store and remote server run the same tests)."""
+"""Reference cells (the README's Inception cell, the cells of issues #23 and #32) and helpers shared by the tests."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ INCEPTION = (
     [I, C1, C3, C3, C3, MP, O],
 )
 INCEPTION_HASH = "28cfc7874f6d200472e1a9dcd8650aa0"
+ISSUE_23 = (
+    [
+        [0, 1, 1, 0, 0, 1, 1],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 1, 0, 0, 0],
+        [0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0],
+        [0, 0, 0, 0, 0, 0, 1],
+        [0] * 7,
+    ],
+    [I, C1, C3, MP, C3, C3, O],
+)
 ISSUE_32 = (
     [
         [0, 1, 0, 1, 0, 1, 1],

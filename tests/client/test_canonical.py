@@ -14,21 +14,12 @@ from nasbench import canonical, space
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config, graph_util
 from nasbench.lib.model_spec import ModelSpec
+from tests.client.scenarios import INCEPTION as INCEPTION_CELL
 
 I, O = config.INPUT, config.OUTPUT
 C3, C1, MP = config.CONV3X3, config.CONV1X1, config.MAXPOOL3X3
-INCEPTION = np.array(
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ]
-)
-INCEPTION_OPS = [I, C1, C3, C3, C3, MP, O]
+INCEPTION = np.array(INCEPTION_CELL[0])
+INCEPTION_OPS = INCEPTION_CELL[1]
 
 
 @functools.cache

@@ -29,7 +29,6 @@ import numpy as np
 from nasbench import _wire, errors
 from nasbench._memo import Memo
 from nasbench.engine import Cell
-from nasbench.lib import config
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 
@@ -253,24 +252,7 @@ class RemoteBackend:
         max_parameters: int | None = None,
         ops: Collection[str] | None = None,
     ) -> list[Cell]:
-        if k < 0:
-            raise errors.InvalidSpecError(f"k must be at least 0, got {k}")
-        unknown = set(ops or ()) - set(config.AVAILABLE_OPS)
-        if unknown:
-            raise errors.InvalidSpecError(
-                f"unknown op {sorted(unknown)[0]!r} (available ops = {list(config.AVAILABLE_OPS)})"
-            )
-        request = pb.SampleRequest(
-            k=k,
-            seed=seed % 2**64,
-            num_vertices=list(num_vertices or ()),
-            num_edges=list(num_edges or ()),
-            ops=[_wire.OP_OF_NAME[op] for op in ops or ()],
-        )
-        if min_parameters is not None:
-            request.min_parameters = min_parameters
-        if max_parameters is not None:
-            request.max_parameters = max_parameters
+        request = _wire.sample_request(k, seed, num_vertices, num_edges, min_parameters, max_parameters, ops)
         return [self._keep(message) for message in self._call("Sample", request).cells]
 
     def neighbors(self, key: int) -> list[Cell]:

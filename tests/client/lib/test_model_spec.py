@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from nasbench.lib import config
 from nasbench.lib.model_spec import ModelSpec, is_upper_triangular
+from tests.client.scenarios import INCEPTION, ISSUE_23, ISSUE_32
 
 I, O = config.INPUT, config.OUTPUT
 C3, C1, MP = config.CONV3X3, config.CONV1X1, config.MAXPOOL3X3
@@ -133,47 +134,12 @@ HASH_VECTORS = [
     pytest.param([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, C1, O], "d1269d9156ddc027c40473008192958a", id="conv1x1"),
     pytest.param([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, MP, O], "53cee42601ad14d661bb6878031d6acb", id="maxpool"),
     pytest.param([[0, 1, 1], [0, 0, 1], [0, 0, 0]], [I, C3, O], "d32d0b26d534203b48d866facd98cc3e", id="skip"),
-    pytest.param(
-        [
-            [0, 1, 1, 1, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 1, 0, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0],
-        ],
-        [I, C1, C3, C3, C3, MP, O],
-        "28cfc7874f6d200472e1a9dcd8650aa0",
-        id="inception",
-    ),
-    pytest.param(
-        [
-            [0, 1, 1, 0, 0, 1, 1],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 1, 0, 0, 0],
-            [0, 0, 0, 0, 1, 0, 0],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0] * 7,
-        ],
-        [I, C1, C3, MP, C3, C3, O],
-        "02e5a0247bbdcf2860b7e96f74961594",
-        id="issue-23",
-    ),
+    pytest.param(*INCEPTION, "28cfc7874f6d200472e1a9dcd8650aa0", id="inception"),
+    pytest.param(*ISSUE_23, "02e5a0247bbdcf2860b7e96f74961594", id="issue-23"),
     pytest.param([[0, 2, 0], [0, 0, 1], [0, 0, 0]], [I, C3, O], "89057bb6261f456b0e64fbc4bee18d68", id="entry-2"),
 ]
 
-ISSUE_32_MATRIX = [
-    [0, 1, 0, 1, 0, 1, 1],
-    [0, 0, 0, 0, 1, 1, 1],
-    [0, 0, 0, 1, 0, 1, 1],
-    [0, 0, 0, 0, 0, 1, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-]
-ISSUE_32_OPS = [I, MP, C1, C3, C3, C3, O]
+ISSUE_32_MATRIX, ISSUE_32_OPS = ISSUE_32
 
 
 @pytest.mark.parametrize(("matrix", "ops", "expected"), HASH_VECTORS)
