@@ -83,22 +83,26 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
         on_bound(port)
     opened = asyncio.ensure_future(asyncio.to_thread(_open_engine, config))
     waiter = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({opened, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if opened.done():
-        engine = opened.result()  # a store that fails to open stops the server with its error
-        servicer.attach(engine)
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info(
-            "serving",
-            extra={
-                "cells": engine.cells,
-                "epochs": list(engine.epochs),
-                "store": str(engine.store.path),
-                "synthetic": bool(engine.store.manifest["source"].get("synthetic")),
-            },
-        )
-        await waiter
+    try:
+        await asyncio.wait({opened, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if opened.done():
+            engine = opened.result()  # a store that fails to open stops the server with its error
+            servicer.attach(engine)
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            log.info(
+                "serving",
+                extra={
+                    "cells": engine.cells,
+                    "epochs": list(engine.epochs),
+                    "store": str(engine.store.path),
+                    "synthetic": bool(engine.store.manifest["source"].get("synthetic")),
+                },
+            )
+            await waiter
+    except BaseException:
+        await server.stop(0)
+        raise
     log.info("draining", extra={"grace_s": config.grace_s})
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)

@@ -83,3 +83,18 @@ def test_unix_socket_address(full_store, tmp_path) -> None:
         assert nasbench.query(spec(*INCEPTION))["trainable_parameters"] == 2_694_282
     finally:
         server.stop()
+
+
+def test_a_store_that_cannot_open_stops_the_server_with_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "serve", "--store", str(tmp_path / "absent.lmdb"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"nasbench serve: error: no store at {tmp_path / 'absent.lmdb'}" in result.stderr
+    assert "Traceback" not in result.stderr
