@@ -160,33 +160,21 @@ class _Surface:
             index = random.randint(0, self.config["num_repeats"] - 1)
             values = cell.metrics[self._epoch_index[epochs], index, part].tolist()
             charged = values[0]
-            matrix, ops = representative(cell.representative)
-            self.training_time_spent += charged
-            self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
-            return {
-                "module_adjacency": matrix.copy(),
-                "module_operations": list(ops),
-                "trainable_parameters": cell.parameters,
-                "training_time": charged,
-                "train_accuracy": values[1],
-                "validation_accuracy": values[2],
-                "test_accuracy": values[3],
-            }
-        runs = cell.metrics[self._epoch_index[epochs]]  # float64[3, 8]
-        if policy.__class__ is int:
-            values = runs[policy, part].tolist()
-            charged = values[0]
-        elif policy == "hashed":
-            values = runs[hashed_repeat(cell.key, epochs, self._seed), part].tolist()
-            charged = values[0]
-        elif policy == "mean":
-            values = runs[:, part].mean(axis=0).tolist()
-            charged = values[0]
-        else:  # "all"
-            values = runs[:, part].T.tolist()
-            charged = sum(values[0]) / len(values[0])
+        else:
+            runs = cell.metrics[self._epoch_index[epochs]]  # float64[3, 8]
+            if policy.__class__ is int:
+                values = runs[policy, part].tolist()
+            elif policy == "hashed":
+                values = runs[hashed_repeat(cell.key, epochs, self._seed), part].tolist()
+            elif policy == "mean":
+                values = runs[:, part].mean(axis=0).tolist()
+            else:  # "all": lists of the three repeats, charged as one run at the mean time
+                values = runs[:, part].T.tolist()
+            charged = values[0] if policy != "all" else sum(values[0]) / len(values[0])
         matrix, ops = representative(cell.representative)
-        data = {
+        self.training_time_spent += charged
+        self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
+        return {
             "module_adjacency": matrix.copy(),
             "module_operations": list(ops),
             "trainable_parameters": cell.parameters,
@@ -195,9 +183,6 @@ class _Surface:
             "validation_accuracy": values[2],
             "test_accuracy": values[3],
         }
-        self.training_time_spent += charged
-        self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
-        return data
 
     def _fixed(self, cell: Cell) -> dict[str, Any]:
         matrix, ops = representative(cell.representative)
