@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import socket
 import sys
 import tempfile
 import time
@@ -97,9 +96,9 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.target:
             context.address = args.target
         elif REMOTE & set(names):
-            from nasbench_server.process import ServerProcess
+            from nasbench_server.process import ServerProcess, free_ports
 
-            port = 0 if args.server_workers == 1 else _free_port()
+            port = 0 if args.server_workers == 1 else free_ports()[0]
             server = ServerProcess(
                 context.store, context.workdir, port=port, extra=["--workers", str(args.server_workers)]
             ).wait_serving()
@@ -130,12 +129,6 @@ def run_bench(args: argparse.Namespace) -> int:
         print("results are inconsistent: " + "; ".join(problems), file=sys.stderr)
         return 1
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 COMMANDS = {"bench": (add_bench_arguments, run_bench)}

@@ -113,17 +113,11 @@ def quantize(accuracy: np.ndarray) -> np.ndarray:
 
 def _features(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per cell: conv3x3 count, conv1x1 count, edges, vertices."""
-    conv3 = np.zeros(len(keys))
-    conv1 = np.zeros(len(keys))
-    labels = keys & np.uint64((1 << canonical.BITS_SHIFT) - 1)
-    vertices = (keys >> np.uint64(canonical.VERTICES_SHIFT)).astype(np.int64)
-    for slot in range(canonical.MAX_VERTICES - 2):
-        present = vertices - 2 > slot
-        label = ((labels >> np.uint64(2 * slot)) & np.uint64(3)).astype(np.int64)
-        conv3 += present & (label == 0)
-        conv1 += present & (label == 1)
-    bits = (keys >> np.uint64(canonical.BITS_SHIFT)) & np.uint64((1 << 21) - 1)
-    return conv3, conv1, np.bitwise_count(bits).astype(np.float64), vertices.astype(np.float64)
+    labels = canonical.label_slots(keys)
+    vertices, edges = canonical.vertices_and_edges(keys)
+    conv3 = (labels == canonical.OP_LABELS[config.CONV3X3]).sum(axis=1).astype(np.float64)
+    conv1 = (labels == canonical.OP_LABELS[config.CONV1X1]).sum(axis=1).astype(np.float64)
+    return conv3, conv1, edges.astype(np.float64), vertices.astype(np.float64)
 
 
 def synthesize(
@@ -160,7 +154,7 @@ def synthesize(
     overhead = 20.0 * np.clip(rng.normal(1, 0.05, shape), 0.8, 1.2)
     step0_draw = rng.normal(0.1, 0.01, (*shape, 3))
 
-    vertices_all = (table.keys >> np.uint64(canonical.VERTICES_SHIFT)).astype(np.int64)
+    vertices_all, _ = canonical.vertices_and_edges(table.keys)
     chosen = np.flatnonzero(vertices_all <= max_vertices)
     chosen = chosen[np.lexsort(table.hashes[chosen].T[::-1])]  # rows in sorted-hash order
     keys = table.keys[chosen]

@@ -50,7 +50,7 @@ def _check(store: Store, table: space.SpaceTable) -> None:
         store.row_of_key(int(key)) == row for row, key in enumerate(keys.tolist())
     ):
         _fail(store, "the structure index does not map every key to its row")
-    if not np.array_equal(store.num_vertices, keys >> np.uint64(canonical.VERTICES_SHIFT)):
+    if not np.array_equal(store.num_vertices, canonical.vertices_and_edges(keys)[0]):
         _fail(store, "vertex counts do not match the keys")
     canonical_of_representatives = np.array(
         [canonical.canonicalize(int(code)) for code in store.representatives.tolist()], dtype=np.uint64

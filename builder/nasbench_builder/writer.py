@@ -33,9 +33,7 @@ def derived_columns(dataset: layout.Dataset) -> dict[str, np.ndarray]:
     """Every column of the layout, derived from a dataset (indexes, counts)."""
     keys = np.ascontiguousarray(dataset.keys, dtype="<u8")
     hashes = np.ascontiguousarray(dataset.hashes, dtype=np.uint8).reshape(-1, 16)
-    num_vertices = (keys >> np.uint64(canonical.VERTICES_SHIFT)).astype(np.uint8)
-    bits = (keys >> np.uint64(canonical.BITS_SHIFT)) & np.uint64((1 << 21) - 1)
-    num_edges = np.bitwise_count(bits).astype(np.uint8)
+    num_vertices, num_edges = (counts.astype(np.uint8) for counts in canonical.vertices_and_edges(keys))
     hash_order = np.lexsort(hashes.T[::-1]).astype("<u4")
     structure_codes, structure_of_row = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
     structure_rows = np.full((len(structure_codes), layout.LABEL_SLOTS), -1, dtype="<i4")

@@ -36,6 +36,7 @@ from nasbench.backends.remote import (
     translate,
 )
 from nasbench.engine import Cell
+from nasbench.space import hex_digests
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 
@@ -159,9 +160,8 @@ class AsyncNASBench(_Surface):
         """Every hash in the original order."""
         try:
             async for chunk in self._stub.ListCells(pb.ListCellsRequest(), metadata=self._metadata):
-                text = chunk.hashes.hex()
-                for i in range(0, len(text), 32):
-                    yield text[i : i + 32]
+                for module_hash in hex_digests(chunk.hashes):
+                    yield module_hash
         except grpc.RpcError as error:
             raise translate(error, self.address) from error
 

@@ -110,9 +110,7 @@ class _Surface:
     def _set_epochs(self, epochs: Sequence[int]) -> None:
         self._epochs = tuple(epochs)
         self._epoch_index = {budget: index for index, budget in enumerate(self._epochs)}
-        self.valid_epochs = set()
-        for budget in self._epochs:  # insertion order as the original's file scan (the repr shows it)
-            self.valid_epochs.add(budget)
+        self.valid_epochs = domain.epoch_set(self._epochs)
         self.history = {}
         self.training_time_spent = 0.0
         self.total_epochs_spent = 0
@@ -152,7 +150,7 @@ class _Surface:
         except TypeError:  # unhashable: the original failed with "unhashable type"
             valid = False
         if not valid:
-            raise OutOfDomainError("invalid number of epochs, must be one of %s" % self.valid_epochs)
+            raise domain.invalid_epochs(self.valid_epochs)
 
     def _answer(self, cell: Cell, epochs: int, stop_halfway: bool, policy: Any) -> dict[str, Any]:
         part = _HALFWAY if stop_halfway else _FINAL
@@ -274,10 +272,7 @@ class NASBench(_Surface):
           KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
         """
         self._check_epochs(epochs)
-        key = domain.check_spec(model_spec, self.config)
-        cell = None if key is None else self._backend.cell_by_key(key)
-        if cell is None:
-            cell = self._cell_of_unkeyed_spec(model_spec, key)
+        cell = self._cell_of_spec(model_spec)
         return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
 
     def hash_iterator(self) -> KeysView[str]:

@@ -77,6 +77,22 @@ def unpack(code: int) -> tuple[int, int, tuple[int, ...]]:
     return num_vertices, (code >> BITS_SHIFT) & _BITS_MASK, labels
 
 
+def vertices_and_edges(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vertex and edge counts (int64 each) of many codes at once."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    bits = (codes >> np.uint64(BITS_SHIFT)) & np.uint64(_BITS_MASK)
+    return (codes >> np.uint64(VERTICES_SHIFT)).astype(np.int64), np.bitwise_count(bits).astype(np.int64)
+
+
+def label_slots(codes: np.ndarray) -> np.ndarray:
+    """Interior labels of many codes at once: int64[n, 5], last interior vertex first, -1 past the interior."""
+    codes = np.asarray(codes, dtype=np.uint64)
+    interior = (codes >> np.uint64(VERTICES_SHIFT)).astype(np.int64) - 2
+    slots = np.arange(MAX_VERTICES - 2)
+    labels = ((codes[:, None] >> np.uint64(2) * slots.astype(np.uint64)) & np.uint64(3)).astype(np.int64)
+    return np.where(slots[None, :] < interior[:, None], labels, -1)
+
+
 def edges_of(num_vertices: int, bits: int) -> list[tuple[int, int]]:
     """The edges (src, dst) set in an upper-triangle code."""
     return [(src, dst) for dst in range(1, num_vertices) for src in range(dst) if bits >> edge_bit(src, dst) & 1]

@@ -11,8 +11,7 @@ every stored cell in the original (issue #32), so it is named by its original ha
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,24 +57,19 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
         if num_edges > cfg["max_edges"]:
             raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
         return key
-    bits = canonical.matrix_bits(matrix) if num_vertices <= canonical.MAX_VERTICES else None
-    num_edges = bits.bit_count() if bits is not None else np.sum(matrix)
+    # Anything else gets the original checks one by one and is then named by its original hash.
+    num_edges = np.sum(matrix)
     if num_edges > cfg["max_edges"]:
         raise OutOfDomainError("too many edges, got %s (max edges = %d)" % (_as_count(num_edges), cfg["max_edges"]))
     available = cfg["available_ops"]
-    label_code = _default_label_code(ops) if available == _DEFAULT_OPS else None
-    if label_code is None:  # not the common case: the original checks, one by one
-        if ops[0] != config.INPUT:
-            raise OutOfDomainError("first operation should be 'input'")
-        if ops[-1] != config.OUTPUT:
-            raise OutOfDomainError("last operation should be 'output'")
-        for op in ops[1:-1]:
-            if op not in available:
-                raise OutOfDomainError("unsupported op %s (available ops = %s)" % (op, available))
-        return None
-    if bits is None:
-        return None
-    return canonical.canonicalize(num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT | label_code)
+    if ops[0] != config.INPUT:
+        raise OutOfDomainError("first operation should be 'input'")
+    if ops[-1] != config.OUTPUT:
+        raise OutOfDomainError("last operation should be 'output'")
+    for op in ops[1:-1]:
+        if op not in available:
+            raise OutOfDomainError("unsupported op %s (available ops = %s)" % (op, available))
+    return None
 
 
 _facts = Memo(1 << 16)  # (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None
@@ -105,20 +99,16 @@ def _cell_facts(matrix: np.ndarray, ops: tuple[Any, ...]) -> tuple[int, int] | N
     return bits.bit_count(), canonical.canonicalize(canonical.pack(len(ops), bits, labels))
 
 
-def _default_label_code(ops: Any) -> int | None:
-    """The packed interior labels of ops that pass every op check with the default ``available_ops``, else None."""
-    try:
-        return _label_code(tuple(ops))
-    except TypeError:  # unhashable ops
-        return None
+def epoch_set(epochs: Sequence[int]) -> set[int]:
+    """The budgets as the original's ``valid_epochs``: a set filled in file order (its repr is in messages)."""
+    valid: set[int] = set()
+    for budget in epochs:
+        valid.add(budget)
+    return valid
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _label_code(ops: tuple[Any, ...]) -> int | None:
-    labels = canonical.interior_labels(ops)
-    if labels is None:
-        return None
-    return canonical.pack(0, 0, labels)
+def invalid_epochs(valid: set[int]) -> OutOfDomainError:
+    return OutOfDomainError("invalid number of epochs, must be one of %s" % valid)
 
 
 def _as_count(value: Any) -> str:

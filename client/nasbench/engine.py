@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import xxhash
 
-from nasbench import canonical, domain
+from nasbench import canonical, domain, space
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 from nasbench.store.reader import Store
@@ -70,15 +70,20 @@ class Engine:
 
     # --- single cells ----------------------------------------------------------------------------------------
 
-    def cell(self, row: int) -> Cell:
+    def cell(self, row: int, span: slice = slice(None)) -> Cell:
+        """The cell of a row, with its metrics at the budgets of ``span`` (all by default)."""
         store = self.store
         return Cell(
-            store.keys.item(row), store.representatives.item(row), store.parameters.item(row), store.metrics[row]
+            store.keys.item(row), store.representatives.item(row), store.parameters.item(row), store.metrics[row, span]
         )
 
     def cell_by_key(self, key: int) -> Cell | None:
-        row = self.store.row_of_key(key)
-        return None if row < 0 else self.cell(row)
+        """The hot path of every query: one O(1) row lookup, then the cell's fields."""
+        store = self.store
+        row = store.row_of_key(key)
+        if row < 0:
+            return None
+        return Cell(key, store.representatives.item(row), store.parameters.item(row), store.metrics[row])
 
     def cell_by_hash(self, digest: bytes) -> Cell | None:
         row = self.store.row_of_hash(digest)
@@ -94,8 +99,7 @@ class Engine:
         """Every hash as hex, in row order (the order of first appearance in the source file)."""
         hashes = self.store.hashes
         for start in range(0, self.cells, _HASH_CHUNK):
-            text = hashes[start : start + _HASH_CHUNK].tobytes().hex()
-            yield from (text[i : i + 32] for i in range(0, len(text), 32))
+            yield from space.hex_digests(hashes[start : start + _HASH_CHUNK])
 
     # --- sampling and neighbours -----------------------------------------------------------------------------
 
@@ -161,13 +165,9 @@ class Engine:
     def used_ops(self) -> np.ndarray:
         """uint8[cells]: bit ``label`` set when the cell uses that op (computed once from the keys)."""
         if self._used_ops is None:
-            keys = self.store.keys
-            interior = self.store.num_vertices.astype(np.int64) - 2
-            used = np.zeros(self.cells, dtype=np.uint8)
-            for slot in range(canonical.MAX_VERTICES - 2):
-                label = (keys >> np.uint64(2 * slot)) & np.uint64(3)
-                used |= np.where(interior > slot, np.uint8(1) << label.astype(np.uint8), 0).astype(np.uint8)
-            self._used_ops = used
+            labels = canonical.label_slots(self.store.keys)
+            bits = np.where(labels >= 0, np.left_shift(1, np.maximum(labels, 0)), 0)
+            self._used_ops = np.bitwise_or.reduce(bits, axis=1).astype(np.uint8)
         return self._used_ops
 
     def neighbors(self, key: int) -> np.ndarray:

@@ -232,9 +232,9 @@ def _write_cache(path: Path, table: SpaceTable) -> None:
         raise
 
 
-def hex_digests(digests: np.ndarray) -> list[str]:
-    """``uint8[n, 16]`` digests as 32-character hex strings."""
-    text = digests.tobytes().hex()
+def hex_digests(digests: np.ndarray | bytes) -> list[str]:
+    """Concatenated 16-byte digests (``uint8[n, 16]`` or raw bytes) as 32-character hex strings."""
+    text = (digests if isinstance(digests, bytes) else digests.tobytes()).hex()
     return [text[i : i + 32] for i in range(0, len(text), 32)]
 
 

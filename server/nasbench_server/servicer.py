@@ -16,9 +16,9 @@ import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from nasbench import __version__
+from nasbench import __version__, domain
 from nasbench._wire import NAME_OF_OP, cell_data
-from nasbench.engine import Cell, Engine, hashed_repeat
+from nasbench.engine import Engine, hashed_repeat
 from nasbench.errors import InvalidSpecError, NasbenchError, OutOfDomainError, RequestRejectedError
 from nasbench.lib import config as nasbench_config
 from nasbench.store.layout import NUM_REPEATS
@@ -43,9 +43,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
-        self._valid_epochs: set[int] = set()
-        for epochs in engine.epochs:  # ascending insertion, as the original's set (its repr is in messages)
-            self._valid_epochs.add(epochs)
+        self._valid_epochs = domain.epoch_set(engine.epochs)
         self._epoch_index = {epochs: index for index, epochs in enumerate(engine.epochs)}
         self._all_epochs = tuple(engine.epochs)
 
@@ -63,16 +61,12 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             return slice(None), self._all_epochs
         index = self._epoch_index.get(epochs)
         if index is None:
-            raise OutOfDomainError("invalid number of epochs, must be one of %s" % self._valid_epochs)  # noqa: UP031
+            raise domain.invalid_epochs(self._valid_epochs)
         return slice(index, index + 1), (epochs,)
 
     def _cell(self, engine: Engine, row: int, budget: tuple[slice, tuple[int, ...]], into: Any = None) -> pb.CellData:
-        store = engine.store
         span, epochs = budget
-        cell = Cell(
-            store.keys.item(row), store.representatives.item(row), store.parameters.item(row), store.metrics[row, span]
-        )
-        return cell_data(cell, store.hashes[row].tobytes(), epochs, into)
+        return cell_data(engine.cell(row, span), engine.store.hashes[row].tobytes(), epochs, into)
 
     def _query(self, request: pb.QueryRequest) -> pb.QueryResponse:
         engine = self._ready()
@@ -92,7 +86,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         try:
             return call(*args)
         except _NotReady:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
         except NasbenchError as exc:
             await _abort(context, exc)
 
@@ -115,7 +109,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             try:
                 response = self._query(request)
             except _NotReady:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+                await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
             except NasbenchError as exc:
                 response = pb.QueryResponse(
                     request_id=request.request_id,
@@ -220,7 +214,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         try:
             engine = self._ready()
         except _NotReady:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "the store is still loading; retry shortly")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
         chunk = request.chunk_size or DEFAULT_LIST_CHUNK
         if chunk > MAX_LIST_CHUNK:
             await context.abort(
@@ -254,6 +248,9 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
         self.requests += 1
         return pb.PingResponse()
+
+
+_LOADING = "the store is still loading; retry shortly"
 
 
 class _NotReady(Exception):

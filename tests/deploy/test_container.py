@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from nasbench import space
+from nasbench_server.process import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,9 +96,7 @@ def test_image_steps_in_fresh_virtualenvs(tmp_path, space_table) -> None:
     _run(["sh", str(source / "docker" / "install.sh"), "install", str(wheels)], runtime_env)
     image_env = dockerfile_runtime_env()
     assert image_env["NASBENCH_HOST"] == "0.0.0.0" and image_env["NASBENCH_PORT"] == "50051"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_ports()[0]
     cache = tmp_path / "opt" / "cache"
     cache.mkdir(parents=True)
     shutil.copy(space.default_cache_dir() / "space-v1.npz", cache / "space-v1.npz")  # hashing is tested elsewhere

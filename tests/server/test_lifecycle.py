@@ -4,7 +4,6 @@ a store still loading answers UNAVAILABLE while health says NOT_SERVING."""
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import time
 
@@ -14,14 +13,8 @@ import pytest
 from nasbench import api
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server.process import ServerProcess
+from nasbench_server.process import ServerProcess, free_ports
 from tests.client.scenarios import INCEPTION, spec
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_sigterm_drains_in_flight_calls(small_store, tmp_path) -> None:
@@ -46,7 +39,7 @@ def test_sigterm_drains_in_flight_calls(small_store, tmp_path) -> None:
 
 
 def test_restarted_server_is_reconnected_transparently(full_store, tmp_path) -> None:
-    port = _free_port()
+    port = free_ports()[0]
     first = ServerProcess(full_store, tmp_path, port=port).wait_serving()
     nasbench = api.NASBench(f"grpc://127.0.0.1:{port}", seed=0)
     specs = nasbench.sample(20, seed=1)
@@ -63,7 +56,7 @@ def test_restarted_server_is_reconnected_transparently(full_store, tmp_path) -> 
 
 
 def test_unreachable_server_is_named(tmp_path) -> None:
-    port = _free_port()
+    port = free_ports()[0]
     started = time.monotonic()
     with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}") as info:
         api.NASBench(f"grpc://127.0.0.1:{port}")

@@ -4,7 +4,6 @@ synthetic, and serves it; later starts reuse it. Several workers share one port.
 from __future__ import annotations
 
 import shutil
-import socket
 
 import grpc
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from nasbench import space
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server.process import ServerProcess
+from nasbench_server.process import ServerProcess, free_ports
 
 
 def _info(address: str) -> pb.Info:
@@ -49,9 +48,7 @@ def test_serve_without_a_store_builds_and_serves_the_synthetic_default(tmp_path,
 
 
 def test_workers_share_one_port(small_store, tmp_path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_ports()[0]
     server = ServerProcess(small_store, tmp_path, port=port, extra=["--workers", "2"]).wait_serving()
     try:
         pids = {_info(f"127.0.0.1:{port}").pid for _ in range(24)}  # a new connection each time

@@ -4,7 +4,6 @@ one server killed mid-run; no query fails and every answer equals the local stor
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 
 import grpc
@@ -12,7 +11,7 @@ import grpc
 from nasbench import api
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server.process import ServerProcess
+from nasbench_server.process import ServerProcess, free_ports
 
 
 def _served(address: str) -> int:
@@ -20,18 +19,8 @@ def _served(address: str) -> int:
         return pb_grpc.NasbenchStub(channel).GetInfo(pb.GetInfoRequest(), timeout=10).requests_served
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
-
-
 def test_three_replicas_round_robin_and_a_failure(full_store, tmp_path) -> None:
-    ports = _free_ports(3)
+    ports = free_ports(3)
     servers = [ServerProcess(full_store, tmp_path, port=port) for port in ports]
     try:
         for server in servers:

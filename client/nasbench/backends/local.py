@@ -7,11 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 
 import numpy as np
 
-from nasbench import canonical
 from nasbench.engine import Cell, Engine
-
-_BITS_SHIFT = canonical.BITS_SHIFT
-_LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
 
 
 class LocalBackend:
@@ -20,24 +16,8 @@ class LocalBackend:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.epochs = engine.epochs
+        self.cell_by_key = engine.cell_by_key
         self.cell_by_hash = engine.cell_by_hash
-        store = engine.store
-        self._structure_index = store._structure_index
-        self._structure_rows = store.structure_rows
-        self._base3 = store._base3
-        self._representatives = store.representatives
-        self._parameters = store.parameters
-        self._metrics = store.metrics
-
-    def cell_by_key(self, key: int) -> Cell | None:
-        """``Engine.cell_by_key``, inlined: this is the hot path of every query."""
-        structure = self._structure_index.get(key >> _BITS_SHIFT)
-        if structure is None:
-            return None
-        row = self._structure_rows.item(structure, self._base3[key & _LABELS_MASK])
-        if row < 0:
-            return None
-        return Cell(key, self._representatives.item(row), self._parameters.item(row), self._metrics[row])
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> LocalBackend:

@@ -29,6 +29,7 @@ import numpy as np
 from nasbench import _wire, errors
 from nasbench._memo import Memo
 from nasbench.engine import Cell
+from nasbench.space import hex_digests
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 
@@ -238,8 +239,7 @@ class RemoteBackend:
     def hash_strings(self) -> Iterator[str]:
         with map_rpc_errors(self.address):
             for chunk in self._stub.ListCells(pb.ListCellsRequest(), timeout=None, metadata=self._metadata):
-                text = chunk.hashes.hex()
-                yield from (text[i : i + 32] for i in range(0, len(text), 32))
+                yield from hex_digests(chunk.hashes)
 
     def sample(
         self,

@@ -73,7 +73,10 @@ def _successor_masks(rows: list[list[Any]]) -> list[int]:
 
 def is_upper_triangular(matrix: np.ndarray) -> bool:
     """True iff every entry on or below the diagonal is 0 (``[[0]]`` is, ``[[1]]`` is not)."""
-    rows = np.asarray(matrix).tolist()
+    return _lower_part_is_zero(np.asarray(matrix).tolist())
+
+
+def _lower_part_is_zero(rows: list[list[Any]]) -> bool:
     return all(row[dst] == 0 for src, row in enumerate(rows) for dst in range(src + 1))
 
 
@@ -96,7 +99,7 @@ def _extraneous_vertices(masks: list[int]) -> tuple[int, ...]:
 
 def _analyze_rows(rows: list[list[Any]]) -> tuple[int, ...] | None:
     """The extraneous vertices of a square matrix, or None when it is not upper triangular."""
-    if not all(row[dst] == 0 for src, row in enumerate(rows) for dst in range(src + 1)):
+    if not _lower_part_is_zero(rows):
         return None
     return _extraneous_vertices(_successor_masks(rows))
 

@@ -87,20 +87,7 @@ class Store:
     def close(self) -> None:
         """Drop this Store's views; the file is unmapped once no array taken from it is alive."""
         self._columns = {}
-        for name in (
-            "hashes",
-            "keys",
-            "representatives",
-            "parameters",
-            "num_vertices",
-            "num_edges",
-            "metrics",
-            "key_order",
-            "hash_order",
-            "sorted_hash_prefix",
-            "structure_codes",
-            "structure_rows",
-        ):
+        for name in layout.COLUMNS:
             setattr(self, name, None)
         with contextlib.suppress(BufferError):  # a caller still holds a view: the map goes when it does
             self._data.close()
