@@ -24,6 +24,7 @@ import xxhash
 from nasbench import canonical, domain, space
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
+from nasbench.optima import Optimum, optima
 from nasbench.store.reader import Store
 
 _HASH_CHUNK = 4096
@@ -60,6 +61,7 @@ class Engine:
         self.epochs: tuple[int, ...] = store.epochs
         self.cells = store.cells
         self._used_ops: np.ndarray | None = None
+        self._optima: dict[int, Optimum] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], verify: bool = False) -> Engine:
@@ -100,6 +102,12 @@ class Engine:
         hashes = self.store.hashes
         for start in range(0, self.cells, _HASH_CHUNK):
             yield from space.hex_digests(hashes[start : start + _HASH_CHUNK])
+
+    def optima(self) -> dict[int, Optimum]:
+        """Per budget, the best mean validation and test accuracy of the data (one pass, then kept)."""
+        if self._optima is None:
+            self._optima = optima(self.store.metrics, self.epochs)
+        return self._optima
 
     # --- sampling and neighbours -----------------------------------------------------------------------------
 

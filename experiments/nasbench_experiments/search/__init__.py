@@ -1,0 +1,1 @@
+"""Search spaces (encodings) and optimizers: each optimizer sees only the drop-in API."""

@@ -1,0 +1,1 @@
+"""The optimizer comparison: runner, bookkeeping (simulated time, incumbent, regret), results table, report."""
