@@ -56,6 +56,31 @@ def cell_of(message: pb.CellData) -> tuple[Cell, bytes]:
     )
 
 
+def batch_cells(response: pb.QueryBatchResponse, keys: Sequence[int]) -> list[tuple[Cell, bytes] | None]:
+    """``(Cell, digest)`` per requested key of a REPEAT_ALL batch answer (None where absent), request order.
+
+    Raises:
+      ValueError: the columns do not hold one entry per requested key.
+    """
+    count = len(keys)
+    found = np.frombuffer(response.found, dtype=np.uint8)
+    representatives = np.frombuffer(response.representatives, dtype="<u8")
+    parameters = np.frombuffer(response.trainable_parameters, dtype="<i4")
+    hashes = np.frombuffer(response.hashes, dtype=np.uint8)
+    metrics = np.frombuffer(response.metrics, dtype="<f8")
+    shape = (len(response.epochs), response.repeats, response.values)
+    sizes = (len(found), len(representatives), len(parameters), len(hashes) // 16, metrics.size)
+    if sizes != (count, count, count, count, count * shape[0] * shape[1] * shape[2]) or len(hashes) % 16:
+        raise ValueError(f"a batch answer for {count} cells has columns of sizes {sizes}")
+    metrics = metrics.reshape(count, *shape)
+    hashes = hashes.reshape(count, 16)
+    representative_list, parameter_list = representatives.tolist(), parameters.tolist()
+    return [
+        (Cell(key, representative_list[i], parameter_list[i], metrics[i]), hashes[i].tobytes()) if found[i] else None
+        for i, key in enumerate(keys)
+    ]
+
+
 def packed_spec(code: int) -> pb.PackedSpec:
     """The compact spec of a cell code."""
     num_vertices, bits, labels = canonical.unpack(code)

@@ -24,10 +24,10 @@ from typing import Any
 import grpc
 
 from nasbench import _wire, domain, errors
-from nasbench._memo import Memo
 from nasbench.api import _DEFAULT, ModelSpec, _as_collection, _check_policy, _digest, _Surface
+from nasbench.backends.cache import DEFAULT_CACHE_CELLS, CellCache
 from nasbench.backends.remote import (
-    DEFAULT_CACHE_CELLS,
+    BATCH_CHUNK,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
     channel_credentials,
@@ -67,9 +67,9 @@ class AsyncNASBench(_Surface):
         )
         self._stub = pb_grpc.NasbenchStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._cache: Memo = Memo(cache_cells)  # key -> Cell
-        self._key_of_digest: Memo = Memo(cache_cells)
+        self._cache = CellCache(cache_cells)
         self._cells = 0
+        self._batch_chunk = BATCH_CHUNK
 
     @classmethod
     async def connect(cls, address: str, seed: int | None = None, **kwargs: Any) -> AsyncNASBench:
@@ -78,6 +78,7 @@ class AsyncNASBench(_Surface):
         info = await nasbench._call("GetInfo", pb.GetInfoRequest(), DEFAULT_CONNECT_TIMEOUT_S)
         nasbench._set_epochs(info.epochs)
         nasbench._cells = info.cells
+        nasbench._batch_chunk = max(1, min(BATCH_CHUNK, info.max_batch or BATCH_CHUNK))
         return nasbench
 
     async def __aenter__(self) -> AsyncNASBench:
@@ -96,10 +97,11 @@ class AsyncNASBench(_Surface):
             raise translate(error, self.address) from error
 
     def _keep(self, message: pb.CellData) -> Cell:
-        cell, digest = _wire.cell_of(message)
-        self._cache.put(cell.key, cell)
-        self._key_of_digest.put(digest, cell.key)
-        return cell
+        try:
+            cell, digest = _wire.cell_of(message)
+        except ValueError as exc:
+            raise errors.RemoteError(f"{self.address} sent a malformed cell: {exc}") from None
+        return self._cache.keep(cell, digest)
 
     async def _fetch(self, ref: pb.CellRef) -> Cell | None:
         try:
@@ -110,7 +112,7 @@ class AsyncNASBench(_Surface):
     async def _cell_of_spec(self, model_spec: ModelSpec) -> Cell:
         key = domain.check_spec(model_spec, self.config)
         if key is not None:
-            cell = self._cache.get(key) or await self._fetch(pb.CellRef(key=key))
+            cell = self._cache.by_key(key) or await self._fetch(pb.CellRef(key=key))
             if cell is not None:
                 return cell
         module_hash = self._hash_spec(model_spec)
@@ -121,8 +123,7 @@ class AsyncNASBench(_Surface):
 
     async def _cell_of_hash(self, module_hash: Any) -> Cell:
         digest = _digest(module_hash)
-        key = None if digest is None else self._key_of_digest.get(digest)
-        cell = self._cache.get(key) if key is not None else None
+        cell = None if digest is None else self._cache.by_digest(digest)
         if cell is None and digest is not None:
             cell = await self._fetch(pb.CellRef(hash=digest))
         if cell is None:
@@ -145,8 +146,24 @@ class AsyncNASBench(_Surface):
         """As ``api.NASBench.query_batch`` (all or nothing)."""
         self._check_epochs(epochs)
         policy = self._repeat if repeat is _DEFAULT else _check_policy(repeat)
-        cells = [await self._cell_of_spec(spec) for spec in model_specs]
+        keys = [domain.check_spec(spec, self.config) for spec in model_specs]
+        fetched = await self._cells_by_keys([key for key in keys if key is not None])
+        cells = []
+        for spec, key in zip(model_specs, keys, strict=True):
+            cell = fetched.get(key) if key is not None else None
+            cells.append(cell if cell is not None else await self._cell_of_spec(spec))
         return [self._answer(cell, epochs, stop_halfway, policy) for cell in cells]
+
+    async def _cells_by_keys(self, keys: Sequence[int]) -> dict[int, Cell]:
+        """The cells of these keys that exist: cached ones, the others in batches (as RemoteBackend does)."""
+        cells, chunks = self._cache.partition(keys, self._batch_chunk)
+        for chunk in chunks:
+            response = await self._call("QueryBatch", pb.QueryBatchRequest(keys=chunk))
+            try:
+                self._cache.keep_batch(chunk, response, cells)
+            except ValueError as exc:
+                raise errors.RemoteError(f"{self.address} sent a malformed batch answer: {exc}") from None
+        return cells
 
     async def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, list[dict]]]:
         cell = await self._cell_of_hash(module_hash)
@@ -157,13 +174,16 @@ class AsyncNASBench(_Surface):
         return self._fixed(cell), self._computed(cell)
 
     async def hash_iterator(self) -> AsyncIterator[str]:
-        """Every hash in the original order."""
+        """Every hash in the original order (fetched within the call deadline, then iterated locally)."""
         try:
-            async for chunk in self._stub.ListCells(pb.ListCellsRequest(), metadata=self._metadata):
-                for module_hash in hex_digests(chunk.hashes):
-                    yield module_hash
+            call = self._stub.ListCells(
+                pb.ListCellsRequest(chunk_size=65536), timeout=self.timeout, metadata=self._metadata
+            )
+            hashes = b"".join([chunk.hashes async for chunk in call])
         except grpc.RpcError as error:
             raise translate(error, self.address) from error
+        for module_hash in hex_digests(hashes):
+            yield module_hash
 
     async def sample(
         self,

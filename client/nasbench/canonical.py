@@ -140,7 +140,8 @@ def canonicalize(code: int) -> int:
     return pack(num_vertices, best_bits, best_labels)
 
 
-_matrix_bits = Memo(_MATRIX_CACHE_SIZE)
+# keys: (dtype, the bytes of a matrix of at most 7x7 entries): at most a few hundred bytes each
+_matrix_bits = Memo(_MATRIX_CACHE_SIZE, 16 << 20, "matrix bits")
 _MISSING = object()
 
 

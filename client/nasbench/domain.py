@@ -72,20 +72,30 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
     return None
 
 
-_facts = Memo(1 << 16)  # (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None
+# (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None. Only specs of at most 7 vertices whose ops
+# are all known names are kept, so every key is small (a few hundred bytes): hostile inputs pass through unkept.
+_facts = Memo(1 << 16, 64 << 20, "spec facts")
+_KNOWN_NAMES = frozenset((config.INPUT, config.OUTPUT, *config.AVAILABLE_OPS))
 _MISSING = object()
 
 
 def _known_cell(matrix: Any, ops: Any) -> tuple[int, int] | None:
     """(edges, canonical key) of an integer/bool 0/1 matrix of at most 7 vertices whose ops are input, known
     ops, output; None for anything else. Memoized on the matrix bytes and the ops."""
-    if type(matrix) is not np.ndarray or matrix.dtype.kind not in "biu":
+    if (
+        type(matrix) is not np.ndarray
+        or matrix.dtype.kind not in "biu"
+        or matrix.size > canonical.MAX_VERTICES**2
+        or len(ops) > canonical.MAX_VERTICES
+    ):
         return None
     try:
+        if not _KNOWN_NAMES.issuperset(ops):
+            return None
         memo_key = (matrix.dtype, matrix.shape, matrix.tobytes(), tuple(ops))
-        facts = _facts.get(memo_key, _MISSING)
     except TypeError:  # unhashable ops
         return None
+    facts = _facts.get(memo_key, _MISSING)
     if facts is _MISSING:
         facts = _facts.put(memo_key, _cell_facts(matrix, memo_key[3]))
     return facts

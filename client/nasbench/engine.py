@@ -166,7 +166,9 @@ class Engine:
                 raise InvalidSpecError(
                     f"unknown op {sorted(unknown)[0]!r} (available ops = {list(config.AVAILABLE_OPS)})"
                 )
-            allowed = sum(1 << canonical.OP_LABELS[op] for op in ops)
+            allowed = 0
+            for op in set(ops):  # a set: naming an op twice allows it once (bits or-ed, never summed)
+                allowed |= 1 << canonical.OP_LABELS[op]
             mask &= (self.used_ops() & ~np.uint8(allowed)) == 0
         return mask
 

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
 from nasbench import _wire, errors
-from nasbench._memo import Memo
+from nasbench.backends.cache import DEFAULT_CACHE_CELLS, CellCache
 from nasbench.engine import Cell
 from nasbench.space import hex_digests
 from nasbench.v1 import nasbench_pb2 as pb
@@ -35,8 +34,8 @@ from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
-DEFAULT_CACHE_CELLS = 1 << 15  # ~1 KB per cell at four budgets: about 32 MB at most
-MAX_MESSAGE_BYTES = 64 << 20
+MAX_MESSAGE_BYTES = 256 << 20  # what this client accepts; it asks for at most BATCH_CHUNK cells per call
+BATCH_CHUNK = 16384  # cells per QueryBatch call: about 13 MB of answer at four budgets
 _SERVICE_CONFIG = {
     "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [
@@ -173,12 +172,13 @@ class RemoteBackend:
         self.timeout = timeout or DEFAULT_TIMEOUT_S
         self._credentials = channel_credentials(address, tls_ca)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
-        self._cache: Memo = Memo(cache_cells)  # key -> Cell
-        self._key_of_digest: Memo = Memo(cache_cells)  # 16-byte hash -> key
+        self._cache = CellCache(cache_cells)
+        self._hashes: bytes | None = None  # every hash in file order, fetched once (16 bytes per cell)
         info = self._call("GetInfo", pb.GetInfoRequest(), timeout=DEFAULT_CONNECT_TIMEOUT_S)
         self.info = info
         self.epochs: tuple[int, ...] = tuple(info.epochs)
         self._cells = info.cells
+        self._batch_chunk = max(1, min(BATCH_CHUNK, info.max_batch or BATCH_CHUNK))
 
     @classmethod
     def connect(cls, address: str, **kwargs: Any) -> RemoteBackend:
@@ -197,49 +197,50 @@ class RemoteBackend:
         return self._cells
 
     def _keep(self, message: pb.CellData) -> Cell:
-        cell, digest = _wire.cell_of(message)
-        self._cache.put(cell.key, cell)
-        self._key_of_digest.put(digest, cell.key)
-        return cell
+        try:
+            cell, digest = _wire.cell_of(message)
+        except ValueError as exc:
+            raise errors.RemoteError(f"{self.address} sent a malformed cell: {exc}") from None
+        return self._cache.keep(cell, digest)
+
+    def _fetch(self, ref: pb.CellRef) -> Cell | None:
+        try:
+            return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=ref)))
+        except errors.UnknownCellError:
+            return None
 
     def cell_by_key(self, key: int) -> Cell | None:
-        cell = self._cache.get(key)
-        if cell is not None:
-            return cell
-        try:
-            return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(key=key))))
-        except errors.UnknownCellError:
-            return None
+        cell = self._cache.by_key(key)
+        return cell if cell is not None else self._fetch(pb.CellRef(key=key))
 
     def cell_by_hash(self, digest: bytes) -> Cell | None:
-        key = self._key_of_digest.get(digest)
-        if key is not None and key in self._cache:
-            return self._cache[key]
-        try:
-            return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(hash=digest))))
-        except errors.UnknownCellError:
-            return None
+        cell = self._cache.by_digest(digest)
+        return cell if cell is not None else self._fetch(pb.CellRef(hash=digest))
 
     def cells_by_keys(self, keys: Sequence[int]) -> list[Cell | None]:
-        missing = sorted({key for key in keys if key not in self._cache})
-        if missing:
-            response = self._call("QueryBatch", pb.QueryBatchRequest(keys=missing))
-            found = np.frombuffer(response.found, dtype=np.uint8)
-            representatives = np.frombuffer(response.representatives, dtype="<u8").tolist()
-            parameters = np.frombuffer(response.trainable_parameters, dtype="<i4").tolist()
-            hashes = np.frombuffer(response.hashes, dtype=np.uint8).reshape(-1, 16)
-            shape = (len(response.epochs), response.repeats, response.values)
-            metrics = np.frombuffer(response.metrics, dtype="<f8").reshape(len(missing), *shape)
-            for index, key in enumerate(missing):
-                if found[index]:
-                    self._cache.put(key, Cell(key, representatives[index], parameters[index], metrics[index]))
-                    self._key_of_digest.put(hashes[index].tobytes(), key)
-        return [self._cache.get(key) for key in keys]
+        """Cached cells, plus the others fetched in chunks the server accepts; the answer is built from what was
+        fetched (the cache may already have forgotten it)."""
+        cells, chunks = self._cache.partition(keys, self._batch_chunk)
+        for chunk in chunks:
+            response = self._call("QueryBatch", pb.QueryBatchRequest(keys=chunk))
+            try:
+                self._cache.keep_batch(chunk, response, cells)
+            except ValueError as exc:
+                raise errors.RemoteError(f"{self.address} sent a malformed batch answer: {exc}") from None
+        return [cells.get(key) for key in keys]
 
     def hash_strings(self) -> Iterator[str]:
-        with map_rpc_errors(self.address):
-            for chunk in self._stub.ListCells(pb.ListCellsRequest(), timeout=None, metadata=self._metadata):
-                yield from hex_digests(chunk.hashes)
+        """Every hash in file order: fetched once within the call deadline (6.8 MB for the whole space), then
+        iterated locally, so a slow consumer never holds a stream open on the server."""
+        if self._hashes is None:
+            with map_rpc_errors(self.address):
+                chunks = self._stub.ListCells(
+                    pb.ListCellsRequest(chunk_size=65536), timeout=self.timeout, metadata=self._metadata
+                )
+                self._hashes = b"".join(chunk.hashes for chunk in chunks)
+        hashes = self._hashes
+        for start in range(0, len(hashes), 16 * 4096):
+            yield from hex_digests(hashes[start : start + 16 * 4096])
 
     def sample(
         self,
@@ -262,4 +263,4 @@ class RemoteBackend:
     def close(self) -> None:
         """Forget the cache; the process's shared channel stays for other users of the same server."""
         self._cache.clear()
-        self._key_of_digest.clear()
+        self._hashes = None

@@ -104,7 +104,8 @@ def _analyze_rows(rows: list[list[Any]]) -> tuple[int, ...] | None:
     return _extraneous_vertices(_successor_masks(rows))
 
 
-_analysis = Memo(_ANALYSIS_CACHE_SIZE)
+# keys: (dtype, bytes) of square matrices of at most 16x16 plain entries
+_analysis = Memo(_ANALYSIS_CACHE_SIZE, 32 << 20, "matrix analysis")
 _MISSING = object()
 
 

@@ -89,10 +89,15 @@ def column_shape(name: str, cells: int, epochs: int, structures: int) -> tuple[i
 
 def _base3_of_label_codes() -> np.ndarray:
     digits = np.arange(1024)
-    return sum(((digits >> (2 * j)) & 3) * 3**j for j in range(5)).astype(np.int64)
+    base3 = sum(((digits >> (2 * j)) & 3) * 3**j for j in range(5)).astype(np.int64)
+    has_no_op = np.zeros(1024, dtype=bool)
+    for j in range(5):
+        has_no_op |= ((digits >> (2 * j)) & 3) == 3
+    return np.where(has_no_op, -1, base3)
 
 
-# label code (10 bits, base 4) -> the same digits read in base 3: a dense index 0..242 for valid labels
+# label code (10 bits, base 4) -> the same digits read in base 3: a dense index 0..242 for valid labels, -1 for
+# codes with a digit 3 (no op has that label)
 BASE3_OF_LABELS = _base3_of_label_codes()
 
 

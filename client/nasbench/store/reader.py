@@ -109,11 +109,19 @@ class Store:
         return self._epoch_index.get(epochs, -1)
 
     def row_of_key(self, key: int) -> int:
-        """Row of a canonical key, or -1 when the cell is not in the store (O(1): structure, then labels)."""
+        """Row of a canonical key, or -1 when the cell is not in the store (O(1): structure, then labels).
+
+        Exact for any integer: the row found must hold that very key, so no malformed key (op digits out of
+        range, labels beyond the cell's vertices) can name another cell.
+        """
         structure = self._structure_index.get(key >> _BITS_SHIFT)
         if structure is None:
             return -1
-        return self.structure_rows.item(structure, self._base3[key & _LABELS_MASK])
+        slot = self._base3[key & _LABELS_MASK]
+        if slot < 0:
+            return -1
+        row = self.structure_rows.item(structure, slot)
+        return row if row >= 0 and self.keys.item(row) == key else -1
 
     def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """Rows of many canonical keys (int64, -1 where absent), vectorized."""
