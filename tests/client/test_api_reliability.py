@@ -115,7 +115,7 @@ def test_threads_sharing_one_nasbench_get_right_answers(open_nasbench, store, ti
                 answer = nasbench.query(spec)
                 if answer["test_accuracy"] != store.metrics[row, store.epochs.index(108), 0, 7]:
                     wrong.append(f"row {row}")
-        except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+        except BaseException as exc:
             failures.append(exc)
 
     workers = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
