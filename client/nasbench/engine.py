@@ -64,7 +64,8 @@ class Engine:
         self._optima: dict[int, Optimum] | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], verify: bool = False) -> Engine:
+    def open(cls, path: str | os.PathLike[str], verify: bool | None = None) -> Engine:
+        """An engine over the store at ``path`` (``verify`` as ``Store.open``: by default once per file identity)."""
         return cls(Store.open(path, verify=verify))
 
     def close(self) -> None:

@@ -59,7 +59,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to drain in-flight calls on SIGTERM",
     )
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", DEFAULT_LOG_LEVEL))
-    parser.add_argument("--no-verify", action="store_true", help="skip re-checking store checksums at start")
+    parser.add_argument(
+        "--verify",
+        choices=("auto", "always"),
+        default=_env("VERIFY", "auto"),
+        help="re-check the store's checksums before serving: 'auto' (default) once per file identity, recorded in "
+        "the cache folder, so an unchanged file starts at once and a changed one is always re-checked; 'always' "
+        "at every start [NASBENCH_VERIFY]",
+    )
     parser.add_argument(
         "--port-file",
         type=Path,
@@ -107,7 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_concurrent_rpcs=args.max_concurrent_rpcs,
         grace_s=args.grace,
         log_level=args.log_level,
-        verify=not args.no_verify,
+        verify=True if args.verify == "always" else None,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         token=token,

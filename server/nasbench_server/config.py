@@ -32,7 +32,7 @@ class ServerConfig:
     max_concurrent_rpcs: int = DEFAULT_MAX_CONCURRENT_RPCS
     grace_s: float = DEFAULT_GRACE_S
     log_level: str = DEFAULT_LOG_LEVEL
-    verify: bool = True  # re-check every store checksum before reporting SERVING
+    verify: bool | None = None  # checksums: None once per file identity (recorded), True at every start
     reuse_port: bool = False  # several worker processes share the port (set for --workers > 1)
     cache_dir: Path | None = None  # where the embedded store goes (default ~/.cache/nasbench)
     tls_cert: Path | None = None  # PEM certificate chain; with tls_key, the server speaks TLS

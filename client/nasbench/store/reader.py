@@ -20,6 +20,7 @@ import json
 import mmap
 import os
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import Any
 
 import lmdb
@@ -28,7 +29,8 @@ import xxhash
 
 from nasbench import canonical
 from nasbench.errors import StoreCorruptError, StoreError, StoreNotFoundError, StoreSchemaError
-from nasbench.store import layout
+from nasbench.space import default_cache_dir
+from nasbench.store import integrity, layout
 
 _BITS_SHIFT = canonical.BITS_SHIFT
 _LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
@@ -37,10 +39,20 @@ _LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
 class Store:
     """A read-only store: manifest, zero-copy columns, and lookups by canonical key and by hash."""
 
-    def __init__(self, path: Path, data: mmap.mmap, manifest: dict[str, Any], columns: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        path: Path,
+        data: mmap.mmap,
+        manifest: dict[str, Any],
+        columns: dict[str, np.ndarray],
+        fd: int = -1,
+        stat: os.stat_result | None = None,
+    ) -> None:
         self.path = path
         self._data = data
         self._columns = columns
+        self._fd = fd  # the file mapped, kept open to notice changes to it (``changed``)
+        self._stat = stat
         self.manifest = manifest
         self.epochs: tuple[int, ...] = tuple(manifest["epochs"])
         self._epoch_index = {epochs: index for index, epochs in enumerate(self.epochs)}
@@ -62,26 +74,48 @@ class Store:
         self.cells = len(self.keys)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], verify: bool = False) -> Store:
-        """Open a store read-only; with ``verify``, re-check every array checksum first.
+    def open(cls, path: str | os.PathLike[str], verify: bool | None = None) -> Store:
+        """Open a store read-only, after checking that the file is complete and, unless told otherwise, that its
+        checksums hold.
+
+        Args:
+          path: the store file.
+          verify: True re-checks every array checksum; False skips it (for a file this process just wrote or
+            verified); None (the default) checks once per file identity and records the result in the cache
+            folder, so an unchanged file is not read again and a changed one always is
+            (``nasbench.store.integrity``).
 
         Raises:
           StoreNotFoundError: nothing at ``path``.
+          StoreError: a folder, or a file this process may not read.
           StoreSchemaError: written by an unknown schema version.
-          StoreCorruptError: a missing or malformed part, or (with ``verify``) a checksum mismatch.
+          StoreCorruptError: an empty or truncated file, a missing or malformed part, or a checksum mismatch.
         """
         path = Path(path)
-        if not path.exists():
-            raise StoreNotFoundError(f"no store at {path}")
-        if path.is_dir():
-            raise StoreError(f"{path} is a folder; a store is a single LMDB file")
-        manifest = _read_manifest(path)
-        with open(path, "rb") as handle:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        columns = _map_columns(path, data, manifest)  # on failure the map goes with the exception
-        store = cls(path, data, manifest, columns)
-        if verify:
-            store.verify_checksums()
+        fd = _open_file(path)
+        try:
+            stat = os.fstat(fd)
+            if S_ISDIR(stat.st_mode):
+                raise StoreError(f"{path} is a folder; a store is a single LMDB file")
+            if not S_ISREG(stat.st_mode):
+                raise StoreError(f"{path} is not a regular file; a store is a single LMDB file")
+            integrity.required_size(fd, stat.st_size, path)  # before anything maps the file (SIGBUS otherwise)
+            manifest = _read_manifest(path)
+            data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            columns = _map_columns(path, data, manifest)  # on failure the map goes with the exception
+            store = cls(path, data, manifest, columns, fd, stat)
+        except BaseException:
+            os.close(fd)
+            raise
+        name = integrity.identity(stat, manifest)
+        folder = _verified_folder()
+        if verify or (verify is None and not integrity.is_recorded(folder, name)):
+            try:
+                store.verify_checksums()
+            except BaseException:
+                store.close()
+                raise
+            integrity.record(folder, name, path)
         return store
 
     def close(self) -> None:
@@ -91,16 +125,34 @@ class Store:
             setattr(self, name, None)
         with contextlib.suppress(BufferError):  # a caller still holds a view: the map goes when it does
             self._data.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def verify_checksums(self) -> None:
-        """Re-hash every array and compare with the manifest.
+        """Re-hash every array of the file (plain reads, not through the map) and compare with the manifest.
 
         Raises:
           StoreCorruptError: naming the first array whose checksum differs.
         """
-        for name, spec in self.manifest["arrays"].items():
-            if checksum(self._columns[name]) != spec["xxh3_128"]:
-                raise StoreCorruptError(f"{self.path}: checksum mismatch in array {name!r}")
+        integrity.verify_arrays(self._fd, self.manifest, self.path)
+
+    def changed(self) -> str | None:
+        """What changed in the mapped file since it was opened (a write, a truncation), or None."""
+        if self._fd < 0 or self._stat is None:
+            return None
+        now = os.fstat(self._fd)
+        before = self._stat
+        if now.st_size < before.st_size:
+            return f"the file was truncated from {before.st_size:,} to {now.st_size:,} bytes"
+        if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (before.st_size, before.st_mtime_ns, before.st_ctime_ns):
+            return "the file was written to"
+        return None
+
+    def accept_change(self) -> None:
+        """After a change that verified (``verify_checksums``), take the file's current state as the new normal."""
+        if self._fd >= 0:
+            self._stat = os.fstat(self._fd)
 
     # --- lookups -----------------------------------------------------------------------------------------
 
@@ -154,11 +206,30 @@ class Store:
         return f"Store({str(self.path)!r}, cells={self.cells}, epochs={list(self.epochs)})"
 
 
+def _open_file(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"no store at {path}") from None
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a folder; a store is a single LMDB file") from None
+    except PermissionError:
+        raise StoreError(f"cannot read the store {path}: permission denied") from None
+    except OSError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc.strerror}") from None
+
+
+def _verified_folder() -> Path:
+    return default_cache_dir() / "verified"
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
     try:
         env = lmdb.open(str(path), subdir=False, readonly=True, lock=False, readahead=False, max_dbs=2)
     except lmdb.Error as exc:
         raise StoreCorruptError(f"{path} is not an LMDB store ({exc})") from None
+    except OSError as exc:
+        raise StoreError(f"cannot open the store {path}: {exc.strerror or exc}") from None
     try:
         meta_db = env.open_db(layout.META_DB, create=False)
         with env.begin() as txn:
