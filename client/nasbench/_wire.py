@@ -40,6 +40,45 @@ def cell_data(cell: Cell, digest: bytes, epochs: Sequence[int], into: pb.CellDat
     return message
 
 
+class Encoded:
+    """A message already encoded as pieces of its wire form, joined only when sent.
+
+    Big answers are encoded field by field (and repeated messages element by element) instead of through one
+    protobuf call over the whole message, which would hold the GIL for the whole encoding; concatenated fields
+    are a valid encoding (protobuf parsers accept fields in any order and repeated fields piece by piece).
+    """
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+
+    def SerializeToString(self) -> bytes:  # the protobuf method grpc calls to send a message
+        return b"".join(self.pieces)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(field: int, payload: bytes) -> list[bytes]:
+    """The wire pieces of one length-delimited field (bytes, string, or an encoded message)."""
+    return [_varint(field << 3 | 2) + _varint(len(payload)), payload]
+
+
+def cells_response(cells: Sequence[pb.CellData]) -> Encoded:
+    """A CellsResponse of these cells, encoded cell by cell."""
+    pieces: list[bytes] = []
+    for cell in cells:
+        pieces += length_delimited(1, cell.SerializeToString())
+    return Encoded(pieces)
+
+
 def cell_of(message: pb.CellData) -> tuple[Cell, bytes]:
     """``(Cell, digest)`` of a message; the metrics are a read-only view of the message's bytes.
 

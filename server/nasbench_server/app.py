@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ def _options(config: ServerConfig) -> list[tuple[str, int]]:
     return [
         ("grpc.so_reuseport", 1 if config.reuse_port else 0),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_send_bytes),
     ]
 
 
@@ -123,37 +123,50 @@ def service_handler(servicer: NasbenchServicer) -> grpc.GenericRpcHandler:
             make, wrap = grpc.unary_stream_rpc_method_handler, _parsed_unary_stream
         else:
             make, wrap = grpc.unary_unary_rpc_method_handler, _parsed_unary
-        handlers[method.name] = make(wrap(behaviour, request_type), response_serializer=_serialize)
+        handlers[method.name] = make(wrap(behaviour, request_type, servicer), response_serializer=_serialize)
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 def _serialize(message: Any) -> bytes:
-    return message.SerializeToString()
+    """Messages are serialized here; big answers arrive already serialized (by the worker thread)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContext) -> Any:
+PARSE_INLINE_BYTES = 256 << 10  # bigger requests are decoded on the worker thread, not the event loop
+
+
+async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContext, servicer: NasbenchServicer) -> Any:
+    servicer.request_bytes.note(len(raw))
     try:
-        return request_type.FromString(raw)
+        if len(raw) <= PARSE_INLINE_BYTES:
+            return request_type.FromString(raw)
+        return await servicer.off_loop(request_type.FromString, raw)
     except DecodeError as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {request_type.DESCRIPTOR.name}: {exc}")
+        details = f"malformed {request_type.DESCRIPTOR.name}: {exc}"
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)  # outside the except: no exception chain kept
 
 
-def _parsed_unary(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+def _parsed_unary(
+    behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer
+) -> Callable[..., Any]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-        return await behaviour(await _parse(raw, request_type, context), context)
+        return await behaviour(await _parse(raw, request_type, context, servicer), context)
 
     return handle
 
 
-def _parsed_unary_stream(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async for response in behaviour(await _parse(raw, request_type, context), context):
-            yield response
+def _parsed_unary_stream(
+    behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer
+) -> Callable[..., Any]:
+    """A server-streaming handler that writes its messages itself (``context.write``)."""
+
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> None:
+        await behaviour(await _parse(raw, request_type, context, servicer), context)
 
     return handle
 
 
-def _as_is(behaviour: Callable[..., Any], request_type: Any) -> Callable[..., Any]:
+def _as_is(behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer) -> Callable[..., Any]:
     return behaviour
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nasbench_server import limits
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 50051
 DEFAULT_WORKERS = 1
 DEFAULT_MAX_BATCH = 100_000  # cells per QueryBatch
 DEFAULT_MAX_SAMPLE = 100_000  # k per Sample
-DEFAULT_MAX_MESSAGE_BYTES = 64 << 20  # sized for a full batch of all-budget metrics (100,000 x 768 bytes)
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20  # largest request (100,000 full-matrix specs are about 16 MB)
 DEFAULT_MAX_CONCURRENT_RPCS = 10_000
 DEFAULT_GRACE_S = 10.0
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_LIST_CHUNK = 4096
 MAX_LIST_CHUNK = 65536
+ALL_BUDGETS = 4  # the most budgets a NAS-Bench-101 store has (4, 12, 36, 108)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,15 @@ class ServerConfig:
     tls_key: Path | None = None  # PEM private key
     token: str | None = None  # shared bearer token every call but health must carry
     insecure: bool = False  # allow a non-loopback bind without TLS or token
+    answer_budget_bytes: int = limits.DEFAULT_ANSWER_BUDGET_BYTES  # big answers being built or sent at once
+    max_streams: int = limits.DEFAULT_MAX_STREAMS  # open ListCells/QueryStream streams
+    stream_stall_s: float = limits.DEFAULT_STREAM_STALL_S  # a stream whose client reads nothing this long ends
+
+    @property
+    def max_send_bytes(self) -> int:
+        """The send limit: the largest answer the limits allow (a whole batch or sample at four budgets) fits."""
+        largest = max(self.max_batch, self.max_sample) * limits.cell_answer_bytes(ALL_BUDGETS) + (1 << 20)
+        return max(self.max_message_bytes, largest)
 
     @property
     def address(self) -> str:

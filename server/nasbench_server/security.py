@@ -62,18 +62,13 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         return _refusal(handler)
 
 
-async def _refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+async def _refuse(requests: Any, context: grpc.aio.ServicerContext) -> None:
     await context.abort(
         grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: send the metadata 'authorization: Bearer <token>'"
     )
 
 
 def _refusal(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    """A handler of the same kind as ``handler`` that refuses the call."""
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(_refuse)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_refuse)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(_refuse)
-    return grpc.unary_unary_rpc_method_handler(_refuse)
+    """A handler that refuses the call before reading anything of it: as a request-streaming handler, whatever
+    the method's kind, so gRPC never buffers an unauthenticated request message (up to the message limit)."""
+    return grpc.stream_stream_rpc_method_handler(_refuse)

@@ -1,30 +1,42 @@
 """The Nasbench service: decode a request, ask the engine, encode the answer. Nothing else.
 
-Every handler runs in the event loop (answers take microseconds); errors leave through ``status.py``'s table.
-Until the store is open (and verified) every RPC but health answers UNAVAILABLE.
+Small answers (microseconds) are computed on the event loop; big ones (batches and samples of more than
+``limits.INLINE_CELLS`` cells) on a worker thread, after taking their size from the answer budget, so health and
+small calls never wait behind them. Streams take a slot and end when their client stops reading. Errors leave
+through ``status.py``'s table. Until the store is open (and verified), and whenever it stops being trustworthy,
+every RPC but health answers UNAVAILABLE.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from nasbench import __version__, domain
+from nasbench import __version__, _wire, domain
 from nasbench._wire import NAME_OF_OP, cell_data
 from nasbench.engine import Engine, hashed_repeat
-from nasbench.errors import InvalidSpecError, NasbenchError, OutOfDomainError, RequestRejectedError
+from nasbench.errors import (
+    InvalidSpecError,
+    NasbenchError,
+    OutOfDomainError,
+    RequestRejectedError,
+    ServiceUnavailableError,
+)
 from nasbench.lib import config as nasbench_config
 from nasbench.store.layout import NUM_REPEATS
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server import cells, status
+from nasbench_server import cells, limits, status
 from nasbench_server.config import DEFAULT_LIST_CHUNK, MAX_LIST_CHUNK, ServerConfig
 
 log = logging.getLogger("nasbench.server")
@@ -38,21 +50,33 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.engine: Engine | None = None
+        self.unavailable = _LOADING  # why calls are refused (None while serving)
         self.requests = 0
         self._cfg = nasbench_config.build_config()
+        self.answers = limits.AnswerBudget(config.answer_budget_bytes)
+        self.streams = limits.StreamSlots(config.max_streams)
+        self.request_bytes = limits.RequestBytes()
+        self._heavy = ThreadPoolExecutor(max_workers=limits.HEAVY_THREADS, thread_name_prefix="nasbench-heavy")
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
         self._valid_epochs = domain.epoch_set(engine.epochs)
         self._epoch_index = {epochs: index for index, epochs in enumerate(engine.epochs)}
         self._all_epochs = tuple(engine.epochs)
+        self.unavailable = None
+
+    def suspend(self, reason: str | None) -> None:
+        """Refuse every call with UNAVAILABLE and ``reason`` (None: serve again)."""
+        self.unavailable = reason
+
+    def close(self) -> None:
+        self._heavy.shutdown(wait=False, cancel_futures=True)
 
     # --- helpers -----------------------------------------------------------------------------------------
 
     def _ready(self) -> Engine:
-        self.requests += 1
-        if self.engine is None:
-            raise _NotReady
+        if self.unavailable is not None or self.engine is None:
+            raise _NotReady(self.unavailable or _LOADING)
         return self.engine
 
     def _budgets(self, epochs: int) -> tuple[slice, tuple[int, ...]]:
@@ -82,13 +106,45 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 add(training_time=time_s, train_accuracy=train, validation_accuracy=valid, test_accuracy=test)
         return response
 
-    async def _guard(self, context: grpc.aio.ServicerContext, call: Any, *args: Any) -> Any:
+    async def _guard(
+        self, context: grpc.aio.ServicerContext, call: Callable[..., Any], *args: Any, cells: int = 0
+    ) -> Any:
+        """Run ``call``, mapping errors to statuses; answers of more than INLINE_CELLS cells are computed on the
+        worker thread once their size fits in the answer budget (given back when the call ends)."""
+        self.requests += 1
         try:
-            return call(*args)
-        except _NotReady:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
-        except NasbenchError as exc:
-            await _abort(context, exc)
+            if cells <= limits.INLINE_CELLS:
+                return call(*args)
+            self._ready()
+            taken = await self.answers.acquire(cells * limits.cell_answer_bytes(len(self._all_epochs)))
+            context.add_done_callback(lambda _: self.answers.release(taken))
+            return await self.off_loop(_serialized(_deadline(context), call), *args)
+        except (_NotReady, NasbenchError) as exc:
+            failure = _failure(exc)
+        await _fail(context, failure)  # outside the except: the error, its frames and the request are freed
+
+    async def off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` on the worker thread, so the event loop keeps answering meanwhile."""
+        return await asyncio.get_running_loop().run_in_executor(self._heavy, call, *args)
+
+    def _open_stream(self) -> _Failure | None:
+        """Take a stream slot; the failure to end the call with when there is none (or no store)."""
+        try:
+            self._ready()
+            self.streams.take()
+        except (_NotReady, NasbenchError) as exc:
+            return _failure(exc)
+        return None
+
+    async def _write(self, context: grpc.aio.ServicerContext, message: Any) -> None:
+        """Write one stream message; a client that reads nothing for the stall time loses the stream."""
+        try:
+            await asyncio.wait_for(context.write(message), self.config.stream_stall_s)
+        except asyncio.TimeoutError:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the stream was ended: its client read nothing for {self.config.stream_stall_s:g} s",
+            )
 
     # --- RPCs --------------------------------------------------------------------------------------------
 
@@ -98,18 +154,32 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     async def QueryStream(self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
         """Reads raw requests and writes answers with the read/write API (no generator layers per message):
         one message costs a fraction of the async-iterator form. A malformed message ends the stream."""
+        failure = self._open_stream()
+        if failure is not None:
+            await _fail(context, failure)
+        try:
+            await self._query_stream(context)
+        finally:
+            self.streams.give_back()
+
+    async def _query_stream(self, context: grpc.aio.ServicerContext) -> None:
         while True:
             raw = await context.read()
             if raw is grpc.aio.EOF:
                 return
+            self.requests += 1
+            self.request_bytes.note(len(raw))
+            failure = None
             try:
                 request = pb.QueryRequest.FromString(raw)
             except DecodeError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed QueryRequest: {exc}")
+                failure = _Failure(grpc.StatusCode.INVALID_ARGUMENT, f"malformed QueryRequest: {exc}", ())
+            if failure is not None:
+                await _fail(context, failure)
             try:
                 response = self._query(request)
-            except _NotReady:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
+            except _NotReady as exc:
+                failure = _failure(exc)
             except NasbenchError as exc:
                 response = pb.QueryResponse(
                     request_id=request.request_id,
@@ -117,18 +187,21 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                         code=status.status_of(exc).value[0], kind=type(exc).__name__, message=status.details_of(exc)
                     ),
                 )
-            await context.write(response)
+            if failure is not None:
+                await _fail(context, failure)
+            await self._write(context, response)
 
     async def QueryBatch(
         self, request: pb.QueryBatchRequest, context: grpc.aio.ServicerContext
-    ) -> pb.QueryBatchResponse:
-        return await self._guard(context, self._query_batch, request)
+    ) -> _wire.Encoded:
+        count = len(request.keys) + len(request.cells)
+        return await self._guard(context, self._query_batch, request, cells=min(count, self.config.max_batch))
 
-    def _query_batch(self, request: pb.QueryBatchRequest) -> pb.QueryBatchResponse:
-        engine = self._ready()
+    def _query_batch(self, request: pb.QueryBatchRequest) -> _wire.Encoded:
         count = len(request.keys) + len(request.cells)
         if count > self.config.max_batch:
             raise RequestRejectedError(f"a batch of {count} cells exceeds the limit of {self.config.max_batch}")
+        engine = self._ready()
         span, epochs = self._budgets(request.epochs)
         keys = np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys))
         rows = engine.rows_of_keys(keys)
@@ -147,18 +220,19 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             metrics = np.where(found[:, None, None, None], metrics, 0.0)
             columns = [np.where(found.reshape(-1, *[1] * (c.ndim - 1)), c, 0).astype(c.dtype) for c in columns]
         keys_out, representatives, parameters, hashes = columns
-        return pb.QueryBatchResponse(
-            count=count,
-            found=found.astype(np.uint8).tobytes(),
-            keys=keys_out.tobytes(),
-            representatives=representatives.tobytes(),
-            trainable_parameters=parameters.tobytes(),
-            hashes=hashes.tobytes(),
-            epochs=epochs,
-            repeats=metrics.shape[2],
-            values=metrics.shape[3],
-            metrics=metrics.tobytes(),  # C order after the gather; the store is little-endian
-        )
+        head = pb.QueryBatchResponse(count=count, epochs=epochs, repeats=metrics.shape[2], values=metrics.shape[3])
+        field = pb.QueryBatchResponse.DESCRIPTOR.fields_by_name
+        pieces = [head.SerializeToString()]
+        for name, column in (
+            ("found", found.astype(np.uint8)),
+            ("keys", keys_out),
+            ("representatives", representatives),
+            ("trainable_parameters", parameters),
+            ("hashes", hashes),
+            ("metrics", metrics),  # C order after the gather; the store is little-endian
+        ):
+            pieces += _wire.length_delimited(field[name].number, column.tobytes())
+        return _wire.Encoded(pieces)
 
     def _row_or_absent(self, ref: pb.CellRef, engine: Engine, field: str) -> int:
         try:
@@ -168,13 +242,13 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 raise type(exc)(f"{field}: {exc}") from None
             return -1
 
-    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> pb.CellsResponse:
-        return await self._guard(context, self._sample, request)
+    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> _wire.Encoded:
+        return await self._guard(context, self._sample, request, cells=min(request.k, self.config.max_sample))
 
-    def _sample(self, request: pb.SampleRequest) -> pb.CellsResponse:
-        engine = self._ready()
+    def _sample(self, request: pb.SampleRequest) -> _wire.Encoded:
         if request.k > self.config.max_sample:
             raise RequestRejectedError(f"k = {request.k} exceeds the limit of {self.config.max_sample}")
+        engine = self._ready()
         unknown = [op for op in request.ops if op not in NAME_OF_OP]
         if unknown:
             raise InvalidSpecError(f"ops has an unknown op value {unknown[0]}")
@@ -188,17 +262,17 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             ops=[NAME_OF_OP[op] for op in request.ops] or None,
         )
         every = self._budgets(0)
-        return pb.CellsResponse(cells=[self._cell(engine, row, every) for row in rows.tolist()])
+        return _wire.cells_response([self._cell(engine, row, every) for row in rows.tolist()])
 
-    async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> pb.CellsResponse:
+    async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> _wire.Encoded:
         return await self._guard(context, self._neighbors, request)
 
-    def _neighbors(self, request: pb.NeighborsRequest) -> pb.CellsResponse:
+    def _neighbors(self, request: pb.NeighborsRequest) -> _wire.Encoded:
         engine = self._ready()
         row = cells.row_of_ref(request.cell, engine, self._cfg)
         every = self._budgets(0)
         rows = engine.neighbors(engine.store.keys.item(row))
-        return pb.CellsResponse(cells=[self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
+        return _wire.cells_response([self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
 
     async def GetMetrics(self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext) -> pb.CellData:
         return await self._guard(context, self._get_metrics, request)
@@ -208,21 +282,25 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         row = cells.row_of_ref(request.cell, engine, self._cfg)
         return self._cell(engine, row, self._budgets(0))
 
-    async def ListCells(
-        self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.ListCellsResponse]:
-        try:
-            engine = self._ready()
-        except _NotReady:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
+    async def ListCells(self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext) -> None:
+        """Writes the hashes in chunks (write API: each write waits until the client makes room for it)."""
+        self.requests += 1
         chunk = request.chunk_size or DEFAULT_LIST_CHUNK
-        if chunk > MAX_LIST_CHUNK:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"chunk_size must be 1 to {MAX_LIST_CHUNK}, got {chunk}"
-            )
-        hashes = engine.store.hashes
-        for start in range(min(request.start, engine.cells), engine.cells, chunk):
-            yield pb.ListCellsResponse(start=start, hashes=hashes[start : start + chunk].tobytes())
+        failure = (
+            _failure(InvalidSpecError(f"chunk_size must be 1 to {MAX_LIST_CHUNK}, got {chunk}"))
+            if chunk > MAX_LIST_CHUNK
+            else self._open_stream()
+        )
+        if failure is not None:
+            await _fail(context, failure)
+        try:
+            engine = self._ready()  # no await since _open_stream: cannot fail here
+            hashes = engine.store.hashes
+            for start in range(min(request.start, engine.cells), engine.cells, chunk):
+                message = pb.ListCellsResponse(start=start, hashes=hashes[start : start + chunk].tobytes())
+                await self._write(context, message)
+        finally:
+            self.streams.give_back()
 
     async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.Info:
         return await self._guard(context, self._info)
@@ -254,7 +332,28 @@ _LOADING = "the store is still loading; retry shortly"
 
 
 class _NotReady(Exception):
-    """The store is not open yet."""
+    """The store is not open yet, or not trustworthy any more (the message says which)."""
+
+
+class _Expired(ServiceUnavailableError):
+    """The call's deadline passed while it waited for the worker thread."""
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _serialized(deadline: float | None, call: Callable[..., Any]) -> Callable[..., bytes]:
+    """``call`` returning its answer serialized (a big answer takes long to serialize: not on the event loop),
+    skipped (an error instead) when it starts after ``deadline``, as nobody waits for the answer then."""
+
+    def run(*args: Any) -> bytes:
+        if deadline is not None and time.monotonic() > deadline:
+            raise _Expired("the deadline passed before the answer could be computed")
+        return call(*args).SerializeToString()
+
+    return run
 
 
 def _check_repeat(request: Any) -> None:
@@ -291,10 +390,22 @@ def _select_batch(
     return np.take_along_axis(metrics, picks.reshape(len(key_list), len(epochs), 1, 1), axis=2)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: NasbenchError) -> None:
+class _Failure(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    metadata: tuple[tuple[str, str], ...]
+
+
+def _failure(error: Exception) -> _Failure:
+    """The status of an error, as plain values: the error itself (its message may quote a huge input, its
+    traceback holds the request) is not kept alive by the abort that follows."""
+    if isinstance(error, _NotReady):
+        return _Failure(grpc.StatusCode.UNAVAILABLE, str(error), ())
     code = status.status_of(error)
     if code == grpc.StatusCode.INTERNAL:
-        log.exception("internal error")
-    await context.abort(
-        code, status.details_of(error), trailing_metadata=((status.ERROR_KIND_KEY, type(error).__name__),)
-    )
+        log.error("internal error", exc_info=error)
+    return _Failure(code, status.details_of(error), ((status.ERROR_KIND_KEY, type(error).__name__),))
+
+
+async def _fail(context: grpc.aio.ServicerContext, failure: _Failure) -> None:
+    await context.abort(failure.code, failure.details, trailing_metadata=failure.metadata)

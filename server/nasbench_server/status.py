@@ -27,8 +27,13 @@ def status_of(error: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+MAX_DETAILS = 1000  # characters of an error message sent back (messages may quote what the client sent)
+
+
 def details_of(error: BaseException) -> str:
-    """The message a client shows: the original message, or the missing hash/key for an absent cell."""
-    if isinstance(error, errors.UnknownCellError) and error.args:
-        return str(error.args[0])
-    return str(error)
+    """The message a client shows: the original message, or the missing hash/key for an absent cell; cut to
+    MAX_DETAILS characters, so an error about a huge input never outgrows gRPC's metadata limits."""
+    text = str(error.args[0]) if isinstance(error, errors.UnknownCellError) and error.args else str(error)
+    if len(text) > MAX_DETAILS:
+        text = f"{text[:MAX_DETAILS]}… ({len(text) - MAX_DETAILS:,} more characters)"
+    return text
