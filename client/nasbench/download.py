@@ -230,6 +230,10 @@ class _Transfer:
             except _Transient as exc:
                 failures = 0 if self.size > before else failures + 1
                 if failures > retries:
+                    if self.size == 0:
+                        with contextlib.suppress(FileNotFoundError):
+                            self.partial.unlink()
+                        raise DownloadError(f"{self.source.url}: {exc}") from None
                     raise DownloadError(
                         f"{self.source.url}: {exc} ({self._kept()}; run the same command again to resume)"
                     ) from None

@@ -39,6 +39,9 @@ class ServerConfig:
     tls_key: Path | None = None  # PEM private key
     token: str | None = None  # shared bearer token every call but health must carry
     insecure: bool = False  # allow a non-loopback bind without TLS or token
+    dataset: str | None = None  # "only108"/"full": downloaded and built once into cache_dir, then served
+    dataset_url: str | None = None  # a mirror of the dataset file (http, https or file://)
+    dataset_sha256: str | None = None  # the mirrored file's digest, if it is not the official file
 
     @property
     def address(self) -> str:
