@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -28,6 +29,7 @@ class Mirror:
     range_support: bool = True
     drop_after: list[int] = field(default_factory=list)  # per request, in order: close after this many body bytes
     fail_with: list[int] = field(default_factory=list)  # per request, in order: answer this status instead
+    block_delay_s: float = 0.0  # a slow network: a pause before each 16 KiB block
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -101,7 +103,11 @@ class Mirror:
         if drop is not None:
             body = body[:drop]
         for offset in range(0, len(body), 16384):
-            handler.wfile.write(body[offset : offset + 16384])
+            time.sleep(self.block_delay_s)
+            try:
+                handler.wfile.write(body[offset : offset + 16384])
+            except (BrokenPipeError, ConnectionResetError):  # the client went away
+                return
             record.sent += len(body[offset : offset + 16384])
         if drop is not None:  # the connection dies half-way: the client sees fewer bytes than announced
             handler.close_connection = True

@@ -164,8 +164,9 @@ def store_for_dataset(
         if store.exists():  # built by the process we waited for
             return store
         known = download.DATASETS[name]
+        size = known.size if sha256 is None or sha256.lower() == known.sha256 else "a mirror of another file"
         log.info(
-            f"preparing the {name} dataset once: download ({known.size}), verify, build the store",
+            f"preparing the {name} dataset once: download ({size}), verify, build the store",
             extra={"store": str(store), "url": url or known.url},
         )
         source = download.download(name, root / "datasets", url=url, sha256=sha256, progress=progress, cancel=cancel)

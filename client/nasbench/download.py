@@ -358,13 +358,15 @@ class _Transfer:
             handle = open(self.partial, "ab")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise DownloadError(f"cannot write {self.partial}: {exc.strerror or exc}") from None
+        # read1: what has arrived, up to a chunk, so progress and cancellation do not wait for a whole chunk
+        read = stream.read1 if isinstance(stream, http.client.HTTPResponse) else stream.read
         try:
             with handle:
                 while True:
                     if self.cancel is not None and self.cancel.is_set():
                         raise DownloadError(f"{self.source.url}: download cancelled ({self._kept()})")
                     try:
-                        chunk = stream.read(self.chunk_bytes)
+                        chunk = read(self.chunk_bytes)
                     except (OSError, http.client.HTTPException) as exc:  # reset, timeout, incomplete chunk
                         raise _Transient(f"the connection failed after {self.size:,} bytes: {exc}") from None
                     if not chunk:

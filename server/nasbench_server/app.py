@@ -179,7 +179,7 @@ def _store_path(config: ServerConfig, cancel: threading.Event | None = None) -> 
             config.cache_dir,
             url=config.dataset_url,
             sha256=config.dataset_sha256,
-            progress=download.LogProgress(config.dataset, log),
+            progress=download.LogProgress(download.DATASETS[config.dataset].file_name, log),
             cancel=cancel,
         )
     return ensure_default_store(config.cache_dir)
