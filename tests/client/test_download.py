@@ -312,3 +312,24 @@ def test_dataset_name_without_the_builder_says_so(tmp_path: Path, monkeypatch) -
     with pytest.raises(StoreError, match=r"needs the builder: pip install 'nasbench-server\[builder\]'"):
         api.NASBench("only108", cache_dir=tmp_path)
     assert not (tmp_path / "datasets").exists(), "nothing is downloaded before the builder is known to be there"
+
+
+def test_concurrent_preparations_download_and_build_once(
+    mirror: Mirror, digest: str, tmp_path: Path, space_table
+) -> None:
+    """As replicas sharing one cache volume: one downloads and builds, the others wait and reuse the store."""
+    shutil.copy(space.default_cache_dir() / "space-v1.npz", tmp_path / "space-v1.npz")
+    url = mirror.url(f"data/{FILE}")
+    stores: list[Path] = []
+
+    def prepare() -> None:
+        stores.append(datasets.store_for_dataset("only108", tmp_path, url=url, sha256=digest, progress=None))
+
+    threads = [threading.Thread(target=prepare) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(stores) == 3 and len(set(stores)) == 1 and stores[0].exists()
+    assert len(mirror.requests) == 1
+    assert sorted(p.name for p in (tmp_path / "stores").iterdir()) == [stores[0].name], "no lock or temp left"

@@ -176,3 +176,14 @@ def test_serve_dataset_unreachable_mirror_is_one_line(tmp_path: Path, cache_dir:
     errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert result.returncode == 2 and len(errors) == 1 and errors[0].startswith("nasbench serve: error: cannot reach")
     assert not (cache_dir / "datasets" / FILE).exists() and not list((cache_dir / "stores").glob("*.lmdb"))
+
+
+def test_prepare_downloads_and_builds_then_exits(tmp_path: Path, cache_dir: Path, only108: bytes) -> None:
+    digest = hashlib.sha256(only108).hexdigest()
+    with Mirror({FILE: only108}) as mirror:
+        command = [sys.executable, "-m", "nasbench._cli", "serve", "--prepare", "--dataset", "only108"]
+        command += ["--dataset-url", mirror.url(FILE), "--dataset-sha256", digest]
+        env = {**os.environ, "NASBENCH_CACHE_DIR": str(cache_dir)}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert datasets.dataset_store_path("only108", cache_dir, digest).exists() and len(mirror.requests) == 1
