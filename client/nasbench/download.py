@@ -242,7 +242,10 @@ class _Transfer:
                     "download interrupted, resuming",
                     extra={"reason": str(exc), "bytes": self.size, "retry_in_s": delay, "url": self.source.url},
                 )
-                time.sleep(delay)
+                if self.cancel is None:
+                    time.sleep(delay)
+                elif self.cancel.wait(delay):
+                    raise DownloadError(f"{self.source.url}: download cancelled ({self._kept()})") from None
         self._finish()
 
     def _kept(self) -> str:
