@@ -4,6 +4,9 @@
 #   docker build --build-arg TFRECORD=data/nasbench_full.tfrecord -t nasbench-server .   # the real one baked in
 #   docker run -p 50051:50051 -e NASBENCH_TOKEN=secret nasbench-server
 #   docker run -v /srv/nasbench:/data:ro -e NASBENCH_TOKEN=secret nasbench-server   # /data/store.lmdb mounted
+#   docker run -v nasbench-cache:/opt/nasbench/cache -e NASBENCH_DATASET=only108 -e NASBENCH_TOKEN=secret \
+#     nasbench-server   # the real data, downloaded, verified and built once into the volume; later starts instant
+# No VOLUME instruction on purpose: an anonymous volume per container would copy the baked store on every run.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -29,6 +32,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NASBENCH_BAKED_STORE=/opt/nasbench/store.lmdb
 # Further settings, unset by default: NASBENCH_STORE, NASBENCH_TOKEN or NASBENCH_TOKEN_FILE, NASBENCH_TLS_CERT
 # and NASBENCH_TLS_KEY (NASBENCH_TLS_CA for the health check), NASBENCH_INSECURE=1, NASBENCH_MAX_BATCH, ...
+# NASBENCH_DATASET=only108|full (with NASBENCH_DATASET_URL and NASBENCH_DATASET_SHA256 for a mirror): download
+# and build into NASBENCH_CACHE_DIR (mount a volume there) on the first start, then serve.
 # Beyond loopback the server refuses to start without a token or TLS unless NASBENCH_INSECURE=1.
 COPY --from=build /wheels /wheels
 COPY docker/install.sh docker/prepare-store.sh docker/entrypoint.sh /usr/local/lib/nasbench/

@@ -16,6 +16,7 @@ from nasbench.errors import NasbenchError
 
 # subcommand -> (module whose COMMANDS[name] is (add_arguments(parser), run(args) -> int), pip extra, summary)
 _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "download": ("nasbench._download_cli", "", "download an official dataset file (resumable), verify its SHA-256"),
     "build": ("nasbench_builder.cli", "builder", "build a store from an original .tfrecord file"),
     "synth": ("nasbench_builder.cli", "builder", "write a synthetic dataset in the original .tfrecord format"),
     "verify": ("nasbench_builder.cli", "builder", "re-check a store and print its manifest"),

@@ -214,15 +214,20 @@ class NASBench(_Surface):
 
     Args:
       dataset_file: a store built by ``nasbench build`` (opened in-process, in milliseconds); an original
-        ``.tfrecord`` file (built into a store next to it, or in the cache folder, the first time); or a server
-        address: ``grpc://host:port``, ``host:port``, several of those comma-separated, or ``unix:/path``.
+        ``.tfrecord`` file (built into a store next to it, or in the cache folder, the first time); a server
+        address: ``grpc://host:port``, ``host:port``, several of those comma-separated, or ``unix:/path``; or
+        ``"only108"`` / ``"full"``: the official file, downloaded (resumable, SHA-256 verified) and built into a
+        store in the cache folder the first time (needs the builder extra), opened directly afterwards. A path
+        that exists on disk wins over these names.
       seed: seeds Python's global ``random`` (None reseeds it from the OS), exactly as the original does.
       repeat: the default repeat policy of ``query``: None (the original random draw), an index 0-2 (always
         that repeat), ``'mean'`` (the mean over the three repeats), ``'all'`` (lists of the three values), or
         ``'hashed'`` (a repeat chosen from the cell, the budget and ``seed``: the same whatever the query
         order, and without touching ``random``). ``'mean'`` and ``'all'`` charge the budget one run, at the
         mean training time.
-      cache_dir: where stores built from .tfrecord files go when their folder is not writable.
+      cache_dir: where stores built from .tfrecord files go when their folder is not writable; for ``"only108"``
+        and ``"full"``, the cache folder holding ``datasets/`` and ``stores/`` (default: $NASBENCH_CACHE_DIR or
+        ~/.cache/nasbench).
       token: for a server started with a token: sent as ``authorization: Bearer <token>``.
       tls_ca: for a TLS server with a private CA: the CA certificate (PEM path or bytes); ``grpcs://`` addresses
         use TLS with the system's roots otherwise.
@@ -231,6 +236,7 @@ class NASBench(_Surface):
     Raises:
       StoreError: the store is missing, damaged or of an unknown schema.
       ServiceUnavailableError: no server answers at the address.
+      DownloadError: a named dataset could not be downloaded or verified.
     """
 
     def __init__(

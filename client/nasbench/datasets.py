@@ -4,20 +4,29 @@
 - an original ``.tfrecord`` file: built once into a store next to it (or, if that folder is not writable, in
   the cache folder), then opened; later constructions find the store and are instant. A store is reused only
   if it was built from a file of the same name, size and modification time;
-- ``grpc://host:port``, ``host:port``, a comma-separated list of those, or ``unix:/path``: a remote server.
+- ``grpc://host:port``, ``host:port``, a comma-separated list of those, or ``unix:/path``: a remote server;
+- ``"only108"`` or ``"full"``: the official file, downloaded into ``<cache>/datasets`` and verified, then built
+  once into ``<cache>/stores``; later constructions open the store directly (no network, no build). A path that
+  exists on disk wins over a dataset name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from nasbench import space
+from nasbench import download, space
 from nasbench.backends.base import Backend
 from nasbench.errors import StoreError
+from nasbench.store import layout
 from nasbench.store.reader import Store
+
+log = logging.getLogger("nasbench.datasets")
 
 _ADDRESS = re.compile(r"^(?:grpcs?://|unix:|dns:)|^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d+(?:,|$)")
 
@@ -40,7 +49,9 @@ def open_backend(
 
         return RemoteBackend.connect(text, **(remote or {}))
     path = Path(text)
-    if path.suffix == ".tfrecord" or (path.is_file() and _looks_like_tfrecord(path)):
+    if text in download.DATASETS and not path.exists():
+        path = store_for_dataset(text, cache_dir)
+    elif path.suffix == ".tfrecord" or (path.is_file() and _looks_like_tfrecord(path)):
         path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else space.default_cache_dir() / "stores")
     from nasbench.backends.local import LocalBackend
 
@@ -80,18 +91,87 @@ def store_for_tfrecord(source: Path, cache_dir: Path) -> Path:
         if candidate.exists() and _source_matches(candidate, source):
             return candidate
     target = beside if os.access(source.parent, os.W_OK) else cached
+    _require_builder(f"{source} must be built into a store once")
+    _build(source, target)
+    return target
+
+
+def _require_builder(why: str) -> None:
     try:
-        from nasbench_builder import source as builder_source
-        from nasbench_builder import writer
+        import nasbench_builder  # noqa: F401
     except ImportError:
-        raise StoreError(
-            f"{source} must be built into a store once, which needs the builder: pip install 'nasbench-server[builder]'"
-        ) from None
+        raise StoreError(f"{why}, which needs the builder: pip install 'nasbench-server[builder]'") from None
+
+
+def _build(source: Path, target: Path, table: space.SpaceTable | None = None) -> None:
+    """Build ``target`` from ``source`` through the builder (progress: a bar on a terminal, log lines otherwise)."""
+    from nasbench_builder import source as builder_source
+    from nasbench_builder import writer
+
     target.parent.mkdir(parents=True, exist_ok=True)
     update, close = builder_source.progress_printer(source.stat().st_size)
     try:
-        dataset = builder_source.read_dataset(source, progress=update)
+        dataset = builder_source.read_dataset(source, progress=update, table=table)
     finally:
         close()
     writer.write_store(dataset, target, overwrite=True)
-    return target
+
+
+def dataset_store_path(name: str, cache_dir: str | os.PathLike[str] | None = None, sha256: str | None = None) -> Path:
+    """Where the store of a named dataset (or of a mirror of another file, by its digest) is cached."""
+    known = download.DATASETS[name]
+    root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
+    digest = (sha256 or known.sha256).lower()
+    return root / "stores" / f"{Path(known.file_name).stem}-{digest[:16]}-schema{layout.SCHEMA_VERSION}.lmdb"
+
+
+def store_for_dataset(
+    name: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    url: str | None = None,
+    sha256: str | None = None,
+    progress: download.Progress | Literal["auto"] | None = "auto",
+    cancel: threading.Event | None = None,
+) -> Path:
+    """The store of an official dataset: the cached one, or downloaded, verified and built once.
+
+    The file goes to ``<cache_dir>/datasets`` and the store to ``<cache_dir>/stores`` (``cache_dir`` defaults
+    to $NASBENCH_CACHE_DIR or ~/.cache/nasbench). Processes sharing the cache folder download and build once.
+
+    Args:
+      name: ``"only108"`` or ``"full"``.
+      cache_dir: the cache folder.
+      url: a mirror (http, https or file://) instead of the official URL.
+      sha256: the digest of the mirrored file, if it is not the official file.
+      progress: passed to ``download.download``.
+      cancel: set it to stop the download (the partial file is kept for a later resume).
+
+    Raises:
+      DownloadError: the file could not be fetched or verified.
+      StoreError: the builder is not installed.
+      SourceError: the file is not a valid dataset file.
+    """
+    if name not in download.DATASETS:
+        raise StoreError(f"unknown dataset {name!r}: expected one of {', '.join(download.DATASETS)}")
+    store = dataset_store_path(name, cache_dir, sha256)
+    if store.exists():
+        return store
+    root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
+    _require_builder(f"the dataset {name!r} must be built into a store once")  # before downloading gigabytes
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with download.exclusive(store.parent / f".{store.name}.lock", f"another process is preparing {store}"):
+        if store.exists():  # built by the process we waited for
+            return store
+        known = download.DATASETS[name]
+        size = known.size if sha256 is None or sha256.lower() == known.sha256 else "a mirror of another file"
+        log.info(
+            f"preparing the {name} dataset once: download ({size}), verify, build the store",
+            extra={"store": str(store), "url": url or known.url},
+        )
+        source = download.download(name, root / "datasets", url=url, sha256=sha256, progress=progress, cancel=cancel)
+        started = time.perf_counter()
+        log.info("building the store (once)", extra={"source": str(source), "store": str(store)})
+        _build(source, store, space.load_space(cache_dir=root))
+        log.info("built the store", extra={"store": str(store), "seconds": round(time.perf_counter() - started, 1)})
+    return store

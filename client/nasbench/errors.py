@@ -12,6 +12,8 @@
     │   ├── StoreSchemaError              written by an unknown schema version
     │   └── StoreCorruptError             a checksum or an invariant does not hold
     ├── SourceError                       a dataset file that cannot be read or trusted (path, record index)
+    ├── DownloadError                     a dataset file that could not be fetched or verified (network, HTTP
+    │                                     status, truncated body, checksum, full disk); nothing left at the target
     ├── ConfigurationError(ValueError)    a setting that cannot work (e.g. a server exposed unprotected)
     └── RemoteError
         ├── ServiceUnavailableError       no server answered (after retries) or the deadline passed
@@ -77,6 +79,11 @@ class SourceError(NasbenchError):
         self.path = path
         self.record = record
         self.reason = message
+
+
+class DownloadError(NasbenchError):
+    """A dataset file that could not be fetched or verified; the message names the URL or file, what went wrong,
+    and what to do (resume, a mirror, or download elsewhere and ``nasbench build``)."""
 
 
 class ConfigurationError(NasbenchError, ValueError):

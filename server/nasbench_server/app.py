@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +82,8 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     )
     if on_bound is not None:
         on_bound(port)
-    opened = asyncio.ensure_future(asyncio.to_thread(_open_engine, config))
+    cancel = threading.Event()  # stops a dataset download in _open_engine when the server stops first
+    opened = asyncio.ensure_future(asyncio.to_thread(_open_engine, config, cancel))
     waiter = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({opened, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -101,8 +103,10 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
             )
             await waiter
     except BaseException:
+        cancel.set()
         await server.stop(0)
         raise
+    cancel.set()
     log.info("draining", extra={"grace_s": config.grace_s})
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
@@ -176,14 +180,33 @@ def prepare(config: ServerConfig) -> None:
     _open_engine(config).close()
 
 
-def _open_engine(config: ServerConfig) -> Engine:
+def _store_path(config: ServerConfig, cancel: threading.Event | None = None) -> Path:
+    """The store to serve: --store, else a named dataset (downloaded and built once), else the synthetic one."""
+    if config.store is not None:
+        return config.store
+    if config.dataset is not None:
+        from nasbench import datasets, download
+
+        return datasets.store_for_dataset(
+            config.dataset,
+            config.cache_dir,
+            url=config.dataset_url,
+            sha256=config.dataset_sha256,
+            progress=download.LogProgress(download.DATASETS[config.dataset].file_name, log),
+            cancel=cancel,
+        )
+    return ensure_default_store(config.cache_dir)
+
+
+def _open_engine(config: ServerConfig, cancel: threading.Event | None = None) -> Engine:
     started = time.perf_counter()
-    path = config.store if config.store is not None else ensure_default_store(config.cache_dir)
+    path = _store_path(config, cancel)
     engine = Engine.open(path, verify=config.verify)
     if engine.store.manifest["source"].get("synthetic"):
         log.warning(
             "serving SYNTHETIC data (plausible values, not the NAS-Bench-101 results); to serve the real dataset: "
-            "nasbench build nasbench_full.tfrecord nasbench_full.lmdb && nasbench serve --store nasbench_full.lmdb"
+            "nasbench build nasbench_full.tfrecord nasbench_full.lmdb && nasbench serve --store nasbench_full.lmdb, "
+            "or nasbench serve --dataset full (downloads and builds it once)"
         )
     log.info("store open", extra={"seconds": round(time.perf_counter() - started, 3), "verified": config.verify})
     return engine
@@ -201,7 +224,7 @@ def run(config: ServerConfig, port_file: Path | None = None) -> None:
     if config.port == 0:
         raise ConfigurationError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
     security.check_exposure(config)
-    store = config.store if config.store is not None else ensure_default_store(config.cache_dir)
+    store = _store_path(config)
     worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run, args=(worker_config,), daemon=False) for _ in range(config.workers)]

@@ -9,6 +9,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from nasbench.download import DATASETS
 from nasbench.errors import ConfigurationError
 from nasbench_server import app
 from nasbench_server.config import (
@@ -34,8 +35,10 @@ def _flag(name: str) -> bool:
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Serve a store over gRPC. With no --store, serves the embedded synthetic full-scale dataset (built once, "
-        "about a minute, then cached). Every flag falls back to an environment variable NASBENCH_<NAME>. "
+        "Serve a store over gRPC. --dataset only108|full serves the real NAS-Bench-101 (downloaded, verified and "
+        "built once into the cache folder). With neither --store nor --dataset, serves the embedded synthetic "
+        "full-scale dataset (built once, about a minute, then cached). Every flag falls back to an environment "
+        "variable NASBENCH_<NAME>. "
         "Beyond loopback the server needs a token or TLS, or an explicit --insecure."
     )
     parser.add_argument("--store", type=Path, default=_env("STORE", None) or None, help="store file [NASBENCH_STORE]")
@@ -88,6 +91,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow binding beyond loopback without token or TLS [NASBENCH_INSECURE=1]",
     )
     parser.add_argument(
+        "--dataset",
+        choices=list(DATASETS),
+        default=_env("DATASET", None) or None,
+        help="serve an official dataset: downloaded (resumable, SHA-256 verified) and built once into the cache "
+        "folder, then reused [NASBENCH_DATASET]",
+    )
+    parser.add_argument(
+        "--dataset-url",
+        default=_env("DATASET_URL", None) or None,
+        help="a mirror of the dataset file: http(s):// or file:// [NASBENCH_DATASET_URL]",
+    )
+    parser.add_argument(
+        "--dataset-sha256",
+        default=_env("DATASET_SHA256", None) or None,
+        help="the mirrored file's SHA-256, if it is not the official file [NASBENCH_DATASET_SHA256]",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="open and verify the store (building the synthetic one if none is given), then exit",
@@ -99,6 +119,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"bad --workers {args.workers} or --port {args.port}")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
+    _check_dataset(args)
     token = os.environ.get("NASBENCH_TOKEN") or None
     if args.token_file is not None:
         token = args.token_file.read_text().strip()
@@ -119,12 +140,26 @@ def run_serve(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         token=token,
         insecure=args.insecure,
+        dataset=args.dataset,
+        dataset_url=args.dataset_url,
+        dataset_sha256=args.dataset_sha256,
     )
     if args.prepare:
         app.prepare(config)
         return 0
     app.run(config, port_file=args.port_file)
     return 0
+
+
+def _check_dataset(args: argparse.Namespace) -> None:
+    """The dataset flags (argparse checks choices of flags, not of environment defaults)."""
+    choices = ", ".join(DATASETS)
+    if args.dataset is not None and args.dataset not in DATASETS:
+        raise ConfigurationError(f"unknown dataset {args.dataset!r} (NASBENCH_DATASET): expected one of {choices}")
+    if args.dataset is not None and args.store is not None:
+        raise ConfigurationError("pass either --store or --dataset (NASBENCH_STORE or NASBENCH_DATASET), not both")
+    if args.dataset is None and (args.dataset_url or args.dataset_sha256):
+        raise ConfigurationError("--dataset-url and --dataset-sha256 need --dataset (only108 or full)")
 
 
 def add_health_arguments(parser: argparse.ArgumentParser) -> None:

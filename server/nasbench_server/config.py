@@ -45,6 +45,9 @@ class ServerConfig:
     answer_budget_bytes: int = limits.DEFAULT_ANSWER_BUDGET_BYTES  # big answers being built or sent at once
     max_streams: int = limits.DEFAULT_MAX_STREAMS  # open ListCells/QueryStream streams
     stream_stall_s: float = limits.DEFAULT_STREAM_STALL_S  # a stream whose client reads nothing this long ends
+    dataset: str | None = None  # "only108"/"full": downloaded and built once into cache_dir, then served
+    dataset_url: str | None = None  # a mirror of the dataset file (http, https or file://)
+    dataset_sha256: str | None = None  # the mirrored file's digest, if it is not the official file
 
     @property
     def max_send_bytes(self) -> int:
