@@ -133,6 +133,23 @@ def metrics_of(encoded: str) -> tuple[int, tuple[float, ...]]:
     )
 
 
+SYNTHETIC_MARK = "nasbench-server synthetic data"  # the checkpoint path of every synthetic record's final point
+
+
+def synthetic_mark(encoded: str) -> str | None:
+    """The synthetic-data mark of a record's base64 ``ModelMetrics`` (its final checkpoint path), or None.
+
+    Synthetic files written by ``nasbench synth`` carry it in every record, so a store built from one knows it
+    holds synthetic data; the real files' checkpoint paths never start with it.
+    """
+    try:
+        points = ModelMetrics.FromString(binascii.a2b_base64(encoded)).evaluation_data
+    except (binascii.Error, ValueError, DecodeError):
+        return None
+    marks = [point.checkpoint_path for point in points if point.checkpoint_path.startswith(SYNTHETIC_MARK)]
+    return marks[0] if marks else None
+
+
 def first_non_finite(values: np.ndarray) -> tuple[int, str] | None:
     """(row, message) of the first row of ``float64[n, 8]`` metric values holding a NaN or an infinity."""
     bad = ~np.isfinite(values)

@@ -216,7 +216,17 @@ def read_dataset(
         "records": done,
         "official": OFFICIAL_FILES.get(sha256),
     }
+    mark = None if source["official"] else _synthetic_mark(path)
+    if mark is not None:
+        source.update(synthetic=True, synthetic_mark=mark)
     return group_records(pieces, path, source)
+
+
+def _synthetic_mark(path: Path) -> str | None:
+    """The synthetic-data mark of the file's first record (``nasbench synth`` marks every record), or None."""
+    for _, _, payload in tfrecord.read_records(path, 0, 1):
+        return records.synthetic_mark(records.split_payload(payload).metrics)
+    return None
 
 
 def _concat(pieces: list[Piece], name: str) -> np.ndarray:

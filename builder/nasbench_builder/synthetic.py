@@ -209,6 +209,7 @@ def record_payloads(synthetic: SyntheticDataset, row: int) -> list[bytes]:
     module_hash = data.hashes[row].tobytes().hex()
     adjacency, operations = canonical.adjacency_string(key), canonical.ops_string(key)
     parameters = int(data.parameters[row])
+    mark = f"{records.SYNTHETIC_MARK} (seed {data.source.get('seed')})"
     payloads = []
     for budget_index, budget in enumerate(data.epochs):
         for repeat in range(layout.NUM_REPEATS):
@@ -217,7 +218,7 @@ def record_payloads(synthetic: SyntheticDataset, row: int) -> list[bytes]:
             evaluations = (
                 records.encode_evaluation(0.0, 0.0, *step0, ""),
                 records.encode_evaluation(budget / 2, *values[0:4], ""),
-                records.encode_evaluation(float(budget), *values[4:8], ""),
+                records.encode_evaluation(float(budget), *values[4:8], mark),
             )
             total_time = float(synthetic.total_time[row, budget_index, repeat])
             metrics = records.encode_metrics(evaluations, parameters, total_time)

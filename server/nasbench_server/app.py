@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
 import logging
-import multiprocessing
 import os
 import signal
 import threading
@@ -25,12 +25,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from nasbench.engine import Engine
-from nasbench.errors import ConfigurationError
+from nasbench.errors import ConfigurationError, StoreCorruptError
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_server import logs, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
 from nasbench_server.servicer import NasbenchServicer
+from nasbench_server.supervisor import Supervisor, write_port
 
 log = logging.getLogger("nasbench.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Nasbench"].full_name
@@ -44,8 +45,18 @@ def _options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
-async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT. ``on_bound(port)`` is called once the port is bound."""
+async def serve(
+    config: ServerConfig,
+    on_bound: Callable[[int], None] | None = None,
+    on_serving: Callable[[], None] | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or until the process ``parent_pid`` is gone).
+
+    ``on_bound(port)`` is called once the port is bound, ``on_serving()`` once the store is open and health
+    says SERVING.
+    """
+    faulthandler.enable()  # a fatal signal (a store truncated under the server: SIGBUS) still leaves a traceback
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -60,8 +71,7 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
     credentials = security.server_credentials(config)
     port = (
         server.add_secure_port(config.address, credentials)
@@ -90,8 +100,7 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
         if opened.done():
             engine = opened.result()  # a store that fails to open stops the server with its error
             servicer.attach(engine)
-            for name in ("", SERVICE_NAME):
-                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
             log.info(
                 "serving",
                 extra={
@@ -101,7 +110,16 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
                     "synthetic": bool(engine.store.manifest["source"].get("synthetic")),
                 },
             )
-            await waiter
+            if on_serving is not None:
+                on_serving()
+            watchers = [asyncio.ensure_future(_watch_store(engine, servicer, health_servicer))]
+            if parent_pid is not None:
+                watchers.append(asyncio.ensure_future(_watch_parent(parent_pid, stop)))
+            try:
+                await waiter
+            finally:
+                for watcher in watchers:
+                    watcher.cancel()
     except BaseException:
         cancel.set()
         await server.stop(0)
@@ -111,6 +129,53 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
     log.info("stopped", extra={"requests_served": servicer.requests})
+
+
+STORE_CHECK_S = 1.0  # how often a serving process looks at its store file for changes
+
+
+async def _watch_store(engine: Engine, servicer: NasbenchServicer, health_servicer: Any) -> None:
+    """Stop answering as soon as the store file changes under the server (written to, truncated), and answer
+    again only if it still verifies: a changed store is never served as it is."""
+    while True:
+        await asyncio.sleep(STORE_CHECK_S)
+        change = engine.store.changed()
+        if change is None:
+            continue
+        servicer.suspend(f"the store file changed on disk ({change}); not answering until it verifies again")
+        await _set_health(health_servicer, health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.error(
+            "store changed under the server: checking it again",
+            extra={"store": str(engine.store.path), "change": change},
+        )
+        try:
+            await asyncio.to_thread(engine.store.verify_checksums)
+        except StoreCorruptError as exc:
+            servicer.suspend(
+                f"the store file changed on disk and no longer verifies: {exc}; restart the server with a good store"
+            )
+            log.error("store no longer verifies: refusing every call", extra={"error": str(exc)})
+            engine.store.accept_change()  # report again only on a further change
+            continue
+        engine.store.accept_change()
+        servicer.suspend(None)
+        await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
+        log.warning(
+            "store changed under the server but still verifies: serving again", extra={"store": str(engine.store.path)}
+        )
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    """A worker stops (draining) when its supervisor is gone, instead of holding the port as an orphan."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(1.0)
+    log.error("the supervisor is gone: stopping", extra={"supervisor": parent_pid})
+    stop.set()
+
+
+async def _set_health(health_servicer: Any, status: int) -> None:
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)
 
 
 def service_handler(servicer: NasbenchServicer) -> grpc.GenericRpcHandler:
@@ -150,9 +215,7 @@ async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContex
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, details)  # outside the except: no exception chain kept
 
 
-def _parsed_unary(
-    behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer
-) -> Callable[..., Any]:
+def _parsed_unary(behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer) -> Callable[..., Any]:
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
         return await behaviour(await _parse(raw, request_type, context, servicer), context)
 
@@ -212,46 +275,26 @@ def _open_engine(config: ServerConfig, cancel: threading.Event | None = None) ->
     return engine
 
 
-def run(config: ServerConfig, port_file: Path | None = None) -> None:
-    """Serve in this process (workers == 1) or supervise ``workers`` processes sharing the port.
+def run(config: ServerConfig, port_file: Path | None = None) -> int:
+    """Serve in this process (workers == 1) or supervise ``workers`` processes sharing the port; returns the
+    process exit status.
 
-    ``port_file`` receives the bound port once listening (atomically), for callers that asked for port 0.
+    ``port_file`` receives the bound port (atomically) once ready: listening, for one process (ask health for
+    SERVING); every worker serving, for several.
     """
     logs.setup(config.log_level)
     if config.workers <= 1:
-        _run_loop(serve(config, on_bound=None if port_file is None else lambda port: _write_port(port_file, port)))
-        return
+        run_loop(serve(config, on_bound=None if port_file is None else lambda port: write_port(port_file, port)))
+        return 0
     if config.port == 0:
         raise ConfigurationError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
     security.check_exposure(config)
     store = _store_path(config)
     worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
-    context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=run, args=(worker_config,), daemon=False) for _ in range(config.workers)]
-    for process in processes:
-        process.start()
-    if port_file is not None:
-        _write_port(port_file, config.port)
-    log.info("supervising workers", extra={"workers": [p.pid for p in processes], "port": config.port})
-
-    def forward(signum: int, _frame: object) -> None:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for process in processes:
-        process.join()
+    return Supervisor(worker_config, config.workers, port_file).run()
 
 
-def _write_port(path: Path, port: int) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(str(port))
-    os.replace(temp, path)
-
-
-def _run_loop(coroutine: object) -> None:
+def run_loop(coroutine: object) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - platforms without uvloop

@@ -120,11 +120,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
     _check_dataset(args)
-    token = os.environ.get("NASBENCH_TOKEN") or None
-    if args.token_file is not None:
-        token = args.token_file.read_text().strip()
-        if not token:
-            raise ConfigurationError(f"the token file {args.token_file} is empty")
+    if args.verify not in ("auto", "always"):
+        raise ConfigurationError(f"NASBENCH_VERIFY must be 'auto' or 'always', got {args.verify!r}")
+    token = _token(args.token_file)
     config = ServerConfig(
         store=args.store,
         host=args.host,
@@ -147,8 +145,26 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.prepare:
         app.prepare(config)
         return 0
-    app.run(config, port_file=args.port_file)
-    return 0
+    return app.run(config, port_file=args.port_file)
+
+
+def _token(token_file: Path | None) -> str | None:
+    """The shared token: from the file, else NASBENCH_TOKEN; surrounding whitespace ignored, a blank one refused
+    (it would look like protection and protect nothing)."""
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the token file {token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise ConfigurationError(f"the token file {token_file} is empty")
+        return token
+    value = os.environ.get("NASBENCH_TOKEN", "")
+    if value == "":  # unset, as shells and compose files write it
+        return None
+    if not value.strip():
+        raise ConfigurationError("NASBENCH_TOKEN is set but blank: set a real token, or unset it")
+    return value.strip()
 
 
 def _check_dataset(args: argparse.Namespace) -> None:
