@@ -41,12 +41,12 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     _setup_logging()
-    if args.store.exists() and not args.force:
-        raise StoreError(f"{args.store} already exists; pass --force to replace it")
     if not args.source.is_file():
         raise SourceError("no such file", path=str(args.source))
-    started = time.perf_counter()
     total = args.source.stat().st_size
+    # before reading anything: a store takes about a fifth of its source (107 MB of 499 MB, 351 MB of 1.95 GB)
+    writer.check_target(args.store, total // 4, overwrite=args.force)
+    started = time.perf_counter()
     update, close = source.progress_printer(total)
     log.info("reading %s (%.1f MB) with %d workers", args.source, total / 1e6, args.workers)
     try:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import mmap
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,49 +81,92 @@ def build_manifest(dataset: layout.Dataset, columns: dict[str, np.ndarray]) -> d
     }
 
 
-def write_store(dataset: layout.Dataset, path: str | os.PathLike[str], overwrite: bool = False) -> dict[str, Any]:
-    """Write ``dataset`` to ``path`` atomically; returns the manifest.
+def check_target(path: str | os.PathLike[str], expected_bytes: int = 0, overwrite: bool = False) -> None:
+    """Fail early, before any long work, when ``path`` cannot be written: it exists (and ``overwrite`` is false),
+    its folder is missing or not writable, or has less free space than ``expected_bytes``.
 
     Raises:
-      StoreError: the target exists and ``overwrite`` is false, or the folder is not writable.
+      StoreError: naming the path and the reason.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise StoreError(f"{path} already exists; pass overwrite (--force) to replace it")
-    if not path.parent.is_dir():
-        raise StoreError(f"cannot write {path}: folder {path.parent} does not exist")
-    remove_stale_temporaries(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise StoreError(f"cannot write {path}: folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=folder)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: folder {folder} is not writable ({exc.strerror})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    free = shutil.disk_usage(folder).free
+    if free < expected_bytes:
+        raise StoreError(
+            f"not enough free space to write {path}: the store needs about {expected_bytes / 1e6:,.0f} MB, "
+            f"{folder} has {free / 1e6:,.0f} MB free"
+        )
+
+
+def write_store(dataset: layout.Dataset, path: str | os.PathLike[str], overwrite: bool = False) -> dict[str, Any]:
+    """Write ``dataset`` to ``path`` atomically; returns the manifest.
+
+    Raises:
+      StoreError: the target exists and ``overwrite`` is false, the folder is not writable, or the disk is (or
+        becomes) full; nothing is left behind.
+    """
+    path = Path(path)
     columns = {name: np.ascontiguousarray(array) for name, array in derived_columns(dataset).items()}
-    manifest = build_manifest(dataset, columns)
     payload = sum(max(array.nbytes, layout.MIN_VALUE_SIZE) for array in columns.values())
+    check_target(path, payload + (4 << 20), overwrite)
+    remove_stale_temporaries(path)
+    manifest = build_manifest(dataset, columns)
     temp = path.parent / f".{path.name}{_TEMP_MARK}{os.getpid()}"
     try:
-        map_size = int(payload * 1.25) + (64 << 20)
-        with _environment(temp, map_size) as (env, arrays_db, _):
-            for name, array in columns.items():  # one value per array, always in overflow pages
-                value = memoryview(array).cast("B")
-                if array.nbytes < layout.MIN_VALUE_SIZE:
-                    value = bytes(value) + bytes(layout.MIN_VALUE_SIZE - array.nbytes)
-                with env.begin(write=True) as txn:
-                    txn.put(name.encode(), value, db=arrays_db)
-            page_size = env.stat()["psize"]
-        offsets = locate_arrays(temp, columns, page_size)
-        for name, offset in offsets.items():
-            manifest["arrays"][name]["offset"] = offset
-        with _environment(temp, map_size) as (env, _, meta_db), env.begin(write=True) as txn:
-            # the manifest goes last: a store without one is unreadable; its transaction moves no array page
-            txn.put(layout.MANIFEST_KEY, json.dumps(manifest, sort_keys=True).encode(), db=meta_db)
-        if locate_arrays(temp, columns, page_size, expected=offsets) != offsets:
-            raise StoreError("the arrays moved while the manifest was written")  # LMDB never moves live pages
-        with open(temp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        _write(temp, path, columns, manifest, payload)
+    except (lmdb.Error, OSError) as exc:
+        raise StoreError(_write_failure(path, exc, payload)) from None
+    finally:
+        with contextlib.suppress(OSError):  # a clean-up error never hides the real one
             temp.unlink()
-        raise
     return manifest
+
+
+def _write_failure(path: Path, exc: BaseException, payload: int) -> str:
+    free = shutil.disk_usage(path.parent).free
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < payload:
+        return (
+            f"writing {path} failed: no space left on the device ({reason}); the store needs about "
+            f"{payload / 1e6:,.0f} MB, {path.parent} has {free / 1e6:,.0f} MB free; nothing was written"
+        )
+    return f"writing {path} failed: {reason}; nothing was written"
+
+
+def _write(temp: Path, path: Path, columns: dict[str, np.ndarray], manifest: dict[str, Any], payload: int) -> None:
+    """Write the store to ``temp``, sync it and rename it over ``path``."""
+    map_size = int(payload * 1.25) + (64 << 20)
+    with _environment(temp, map_size) as (env, arrays_db, _):
+        for name, array in columns.items():  # one value per array, always in overflow pages
+            value = memoryview(array).cast("B")
+            if array.nbytes < layout.MIN_VALUE_SIZE:
+                value = bytes(value) + bytes(layout.MIN_VALUE_SIZE - array.nbytes)
+            with env.begin(write=True) as txn:
+                txn.put(name.encode(), value, db=arrays_db)
+        page_size = env.stat()["psize"]
+    offsets = locate_arrays(temp, columns, page_size)
+    for name, offset in offsets.items():
+        manifest["arrays"][name]["offset"] = offset
+    with _environment(temp, map_size) as (env, _, meta_db), env.begin(write=True) as txn:
+        # the manifest goes last: a store without one is unreadable; its transaction moves no array page
+        txn.put(layout.MANIFEST_KEY, json.dumps(manifest, sort_keys=True).encode(), db=meta_db)
+    if locate_arrays(temp, columns, page_size, expected=offsets) != offsets:
+        raise StoreError("the arrays moved while the manifest was written")  # LMDB never moves live pages
+    with open(temp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

@@ -108,7 +108,11 @@ def _build(source: Path, target: Path, table: space.SpaceTable | None = None) ->
     from nasbench_builder import source as builder_source
     from nasbench_builder import writer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {target.parent} for the store: {exc.strerror or exc}") from None
+    writer.check_target(target, source.stat().st_size // 4, overwrite=True)  # before the long read
     update, close = builder_source.progress_printer(source.stat().st_size)
     try:
         dataset = builder_source.read_dataset(source, progress=update, table=table)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import logging
 import multiprocessing
 import os
 import tempfile
@@ -31,6 +32,7 @@ import numpy as np
 from nasbench import canonical
 from nasbench.lib import config, graph_util
 
+log = logging.getLogger(__name__)
 NUM_CELLS = 423_624
 NUM_LABELLED_GRAPHS = 1_293_208
 SORTED_HASHES_SHA256 = "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"
@@ -199,7 +201,10 @@ def load_space(cache_dir: Path | None = None, processes: int | None = None) -> S
         return table
     keys = enumerate_cells().keys
     table = SpaceTable(keys=keys, hashes=compute_hashes(keys, processes=processes))
-    _write_cache(path, table)
+    try:
+        _write_cache(path, table)
+    except OSError as exc:  # the table is right all the same; the next process computes it again
+        log.warning("cannot cache the search space in %s (%s): it will be computed again next time", path, exc)
     return table
 
 

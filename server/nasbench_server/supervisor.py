@@ -31,6 +31,7 @@ CRASH_WINDOW_S = 30.0
 MAX_CRASHES = 5
 _STOP_MARGIN_S = 10.0
 _PR_SET_PDEATHSIG = 1
+_CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)  # a worker stopped before its handlers were in place
 
 
 class Supervisor:
@@ -155,7 +156,7 @@ class Supervisor:
                 log.error("worker did not stop in time: killed", extra={"pid": process.pid})
                 process.kill()
                 process.join()
-            if process.exitcode != 0:
+            if process.exitcode not in _CLEAN_EXITS:
                 status = 1
         log.info("stopped", extra={"workers": self.count, "status": status})
         return status
