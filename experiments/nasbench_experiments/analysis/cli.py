@@ -109,7 +109,6 @@ def run_analyze(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     data = load_columns(args)
     timings: dict[str, float] = {"load": time.perf_counter() - started}
-    _say(f"{data.describe()} (loaded in {timings['load']:.1f} s)")
     skipped: dict[str, str] = {}
     if args.analyses:  # named explicitly: every one must run
         analyses.check(data, names, options)
@@ -120,6 +119,7 @@ def run_analyze(args: argparse.Namespace) -> int:
                 skipped[name] = f"needs budget {missing[0]} epochs; this dataset holds {list(data.epochs)}"
                 names.remove(name)
         analyses.check(data, names, options)
+    _say(f"{data.describe()} (loaded in {timings['load']:.1f} s)")
     results: dict[str, Any] = {}
     for name in names:
         begun = time.perf_counter()

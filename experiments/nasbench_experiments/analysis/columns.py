@@ -6,6 +6,7 @@ row order, ascending canonical key, whatever the source. So a store read in-proc
 behind a server give bit-identical columns, and every result computed from them is identical too.
 
 - ``from_store(path)``: the store's memory-mapped columns, gathered into key order (one pass).
+- ``from_dataset(dataset)``: an in-memory ``layout.Dataset`` (the synthetic generator's output).
 - ``from_server(address)``: ``QueryBatch`` over every key of the space (``nasbench.space.enumerate_cells``;
   all budgets, all repeats) in chunks sized to stay well under the 64 MiB message limit; the response's
   ``found`` flags keep the cells a server's store holds (a store may hold a subset of the space).
@@ -137,6 +138,19 @@ def from_store(path: str | os.PathLike[str]) -> Columns:
         )
     finally:
         store.close()
+
+
+def from_dataset(dataset: layout.Dataset, location: str = "memory") -> Columns:
+    """The columns of an in-memory ``layout.Dataset`` (e.g. a synthetic one before it is written), in key order."""
+    order = np.argsort(dataset.keys, kind="stable")
+    return Columns(
+        keys=np.asarray(dataset.keys, dtype=np.uint64)[order],
+        hashes=np.asarray(dataset.hashes, dtype=np.uint8)[order],
+        parameters=np.asarray(dataset.parameters, dtype=np.int64)[order],
+        metrics=np.asarray(dataset.metrics, dtype=np.float64)[order],
+        epochs=tuple(dataset.epochs),
+        source={**dataset.source, "location": location},
+    )
 
 
 def from_server(
