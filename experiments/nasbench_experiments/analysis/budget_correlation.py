@@ -91,9 +91,7 @@ def budget_correlation(
     """
     check_metric(metric)
     budgets = sorted({budget for pair in pairs for budget in pair})
-    accuracy = {budget: columns.accuracy(budget, metric) for budget in budgets}
-    order = {budget: ranks.order_best_first(values) for budget, values in accuracy.items()}
-    ranked = {budget: ranks.SubsetRanks(values) for budget, values in accuracy.items()}
+    ranked = {budget: columns.ranking(budget, metric) for budget in budgets}
     spearman = np.full((len(pairs), len(fractions)), np.nan)
     cells = np.zeros((len(pairs), len(fractions)), dtype=np.int64)
     for i, (small, large) in enumerate(pairs):
@@ -103,7 +101,7 @@ def budget_correlation(
                 chosen = slice(None)
                 cells[i, j] = columns.cells
             else:
-                chosen = np.sort(order[high][: ranks.top_count(fraction, columns.cells)])
+                chosen = np.sort(ranked[high].order()[: ranks.top_count(fraction, columns.cells)])
                 cells[i, j] = len(chosen)
             spearman[i, j] = ranks.subset_spearman(ranked[low], ranked[high], chosen)
     return BudgetCorrelation(

@@ -33,6 +33,7 @@ from nasbench import space
 from nasbench.errors import ConfigurationError
 from nasbench.store import layout
 from nasbench.store.reader import Store
+from nasbench_experiments.analysis.ranks import SubsetRanks
 
 METRICS = ("validation", "test", "train")
 _FINAL_FIELD = {name: layout.METRIC_FIELDS.index(f"final_{name}_accuracy") for name in ("train", "validation", "test")}
@@ -54,6 +55,7 @@ class Columns:
     metrics: np.ndarray  # float64[cells, budgets, 3 repeats, 8 METRIC_FIELDS]
     epochs: tuple[int, ...]  # the budgets of the metrics axis, ascending
     source: dict[str, Any] = field(default_factory=dict)  # the store manifest's source, plus "location"
+    _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def cells(self) -> int:
@@ -79,12 +81,27 @@ class Columns:
         return self.metrics[:, self.budget_index(budget), :, _metric_field(metric)]
 
     def accuracy(self, budget: int = 108, metric: str = "validation") -> np.ndarray:
-        """float64[cells]: the final ``metric`` accuracy at ``budget`` epochs, mean over the 3 repeats."""
-        return self.runs(budget, metric).mean(axis=1)
+        """float64[cells]: the final ``metric`` accuracy at ``budget`` epochs, mean over the 3 repeats (computed
+        once per budget and metric, then kept; read-only)."""
+        return self._kept(("accuracy", budget, metric), lambda: self.runs(budget, metric).mean(axis=1))
+
+    def ranking(self, budget: int = 108, metric: str = "validation") -> SubsetRanks:
+        """Ranks of ``accuracy(budget, metric)`` (best-first order, subset ranks), computed once."""
+        return self._kept(("ranking", budget, metric), lambda: SubsetRanks(self.accuracy(budget, metric)))
 
     def training_time(self, budget: int = 108) -> np.ndarray:
         """float64[cells]: the final training time (seconds) at ``budget`` epochs, mean over the 3 repeats."""
-        return self.metrics[:, self.budget_index(budget), :, TRAINING_TIME].mean(axis=1)
+        index = self.budget_index(budget)
+        return self._kept(("time", budget), lambda: self.metrics[:, index, :, TRAINING_TIME].mean(axis=1))
+
+    def _kept(self, name: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        value = self._cache.get(name)
+        if value is None:
+            value = compute()
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            self._cache[name] = value
+        return value
 
     def row_of_key(self, key: int) -> int:
         """The row of a canonical key, or -1."""

@@ -244,7 +244,7 @@ def locality(
     near_top = np.full((len(fractions), max_distance), np.nan)
     near_top_uniform = np.full((len(fractions), max_distance), np.nan)
     precision = np.full((len(fractions), max_distance), np.nan)
-    best = int(ranks.order_best_first(accuracy)[0]) if columns.cells else -1
+    best = int(columns.ranking(budget, metric).order()[0]) if columns.cells else -1
     if best >= 0:
         say("distances from the best cell")
         from_best = distances_from(graph, best, max_distance)
@@ -255,7 +255,8 @@ def locality(
         say("distances between top cells")
         turned = reverse(graph)
         for i, fraction in enumerate(fractions):
-            top = ranks.top_mask(accuracy, fraction)
+            top = np.zeros(columns.cells, dtype=bool)
+            top[columns.ranking(budget, metric).order()[: ranks.top_count(fraction, columns.cells)]] = True
             top_others = top & others
             if top_others.any():
                 near_best[i] = reached_best[top_others].mean(axis=0)

@@ -49,11 +49,11 @@ def rule_text(metric: str) -> str:
 
 
 def _budget(columns: Columns, budget: int, metric: str) -> dict[str, Any]:
-    runs = columns.runs(budget, metric)  # float64[cells, 3]
-    mean = runs.mean(axis=1)
+    runs = np.ascontiguousarray(columns.runs(budget, metric))  # float64[cells, 3]
+    mean = columns.accuracy(budget, metric)
     spread = runs.std(axis=1, ddof=1)
     width = runs.max(axis=1) - runs.min(axis=1)
-    order = ranks.order_best_first(mean)
+    order = columns.ranking(budget, metric).order()
     bins = []
     for chunk in np.array_split(order, min(BINS, max(len(order), 1))):
         if not len(chunk):

@@ -99,9 +99,9 @@ def ops(columns: Columns, budget: int = 108, metric: str = "validation") -> Ops:
     accuracy = columns.accuracy(budget, metric)
     time = columns.training_time(budget)
     swaps = neighbours.op_swaps(columns.keys)
-    pair = swaps.from_label * len(OPS) + swaps.to_label
-    change = accuracy[swaps.neighbors] - accuracy[swaps.rows]
-    time_change = time[swaps.neighbors] - time[swaps.rows]
+    pair = (swaps.from_label * len(OPS) + swaps.to_label).astype(np.intp)
+    change = np.take(accuracy, swaps.neighbors) - np.take(accuracy, swaps.rows)
+    time_change = np.take(time, swaps.neighbors) - np.take(time, swaps.rows)
     size = len(OPS) ** 2
     count = np.bincount(pair, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -110,14 +110,16 @@ def ops(columns: Columns, budget: int = 108, metric: str = "validation") -> Ops:
         std = np.sqrt(np.maximum(square - mean**2, 0.0))
         time_mean = np.bincount(pair, weights=time_change, minlength=size) / count
     shape = (len(OPS), len(OPS))
-    labels = canonical.label_slots(columns.keys)  # int64[cells, 5], -1 past the interior
+    labels = canonical.label_slots(columns.keys).astype(np.int8)  # [cells, 5], -1 past the interior
     count_cells = np.zeros((len(OPS), _MAX_COUNT + 1), dtype=np.int64)
     count_mean = np.full((len(OPS), _MAX_COUNT + 1), np.nan)
     count_quantiles = np.full((len(OPS), _MAX_COUNT + 1, 3), np.nan)
     for op in range(len(OPS)):
-        per_cell = (labels == op).sum(axis=1)
+        per_cell = (labels == op).sum(axis=1, dtype=np.int8)
+        order = np.argsort(per_cell, kind="stable")  # a radix sort: cells grouped by count
+        bounds = np.searchsorted(per_cell[order], np.arange(_MAX_COUNT + 2))
         for number in range(_MAX_COUNT + 1):
-            chosen = accuracy[per_cell == number]
+            chosen = accuracy[order[bounds[number] : bounds[number + 1]]]
             count_cells[op, number] = len(chosen)
             if len(chosen):
                 count_mean[op, number] = chosen.mean()

@@ -32,7 +32,6 @@ import numpy as np
 
 from nasbench import canonical
 from nasbench.lib import config
-from nasbench_experiments.analysis import ranks
 from nasbench_experiments.analysis.columns import Columns, check_metric
 
 _I, _O = config.INPUT, config.OUTPUT
@@ -59,19 +58,21 @@ def frontier_rows(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     """Rows of the Pareto frontier (lower cost, higher accuracy), by ascending cost then ascending row.
 
     A row is on it when every row of strictly lower cost is strictly less accurate and no row of equal cost
-    is more accurate.
+    is more accurate. (One unstable sort by cost: equal costs form groups, handled as wholes, so the result
+    does not depend on the order inside a group.)
     """
     cost, accuracy = np.asarray(cost, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
     if not len(cost):
         return np.zeros(0, dtype=np.int64)
-    order = np.lexsort((np.arange(len(cost)), -accuracy, cost))
+    order = np.argsort(cost)
     sorted_cost, sorted_accuracy = cost[order], accuracy[order]
-    group_start = np.r_[True, sorted_cost[1:] != sorted_cost[:-1]]
-    group = np.cumsum(group_start) - 1
-    group_best = sorted_accuracy[group_start]  # the first of each equal-cost group is its most accurate
+    group_start = np.flatnonzero(np.r_[True, sorted_cost[1:] != sorted_cost[:-1]])
+    group_best = np.maximum.reduceat(sorted_accuracy, group_start)  # best accuracy of each equal-cost group
     before = np.r_[-np.inf, np.maximum.accumulate(group_best)[:-1]]  # best accuracy of strictly cheaper groups
+    group = np.repeat(np.arange(len(group_start)), np.diff(np.r_[group_start, len(cost)]))
     keep = (sorted_accuracy == group_best[group]) & (group_best[group] > before[group])
-    return order[keep].astype(np.int64)
+    rows = order[keep]
+    return rows[np.lexsort((rows, cost[rows]))].astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def pareto(columns: Columns, budget: int = 108, metric: str = "validation") -> P
     check_metric(metric)
     accuracy = columns.accuracy(budget, metric)
     costs = {"parameters": columns.parameters.astype(np.float64), "training_time": columns.training_time(budget)}
-    best = ranks.order_best_first(accuracy)[0] if columns.cells else -1
+    best = columns.ranking(budget, metric).order()[0] if columns.cells else -1
     frontiers = {}
     for name, cost in costs.items():
         rows = frontier_rows(cost, accuracy)
