@@ -226,8 +226,10 @@ def _latent(keys: np.ndarray, seed: int) -> _Latent:
     _, structure = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
     shared = _stream(seed, _STREAMS["structure"]).standard_normal((2, structure.max() + 1))
     own = _stream(seed, _STREAMS["cell"]).standard_normal((4, len(keys)))
-    count = {name: (labels == canonical.OP_LABELS[op]).sum(axis=1) for name, op in
-             (("conv3x3", config.CONV3X3), ("conv1x1", config.CONV1X1), ("maxpool", config.MAXPOOL3X3))}
+    count = {
+        name: (labels == canonical.OP_LABELS[op]).sum(axis=1)
+        for name, op in (("conv3x3", config.CONV3X3), ("conv1x1", config.CONV1X1), ("maxpool", config.MAXPOOL3X3))
+    }
     quality = (
         sum(_QUALITY[name] * count[name] for name in count)
         + _QUALITY["depth"] * np.minimum(depth, _DEPTH_CAP)
