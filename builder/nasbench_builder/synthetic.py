@@ -159,8 +159,9 @@ def _float32(values: np.ndarray) -> np.ndarray:
 # --- the generative model (docs/synthetic-data.md); fitted to reference §1-2, see the calibration table -----
 
 _CHANCE = 0.1  # accuracy of a network that learned nothing (10 classes)
+_BELOW_CHANCE = 0.1  # how far below chance a run may fall, relative to its noise
 # Latent quality: weights of the structure's features (standardized afterwards).
-_QUALITY = {"conv3x3": 0.5, "conv1x1": 0.3, "maxpool": 0.0, "depth": 0.3, "log_parameters": 0.3, "edges": 0.05}
+_QUALITY = {"conv3x3": 0.5, "conv1x1": 0.3, "maxpool": -0.3, "depth": 0.3, "log_parameters": 0.2, "edges": 0.05}
 _DEPTH_CAP = 4  # depth helps up to 4 edges on the longest input→output path
 _QUALITY_STRUCTURE, _QUALITY_CELL = 0.4, 0.5  # random effects: per graph (all labellings), per cell
 # Latent learning speed: deep and large cells learn late.
@@ -181,6 +182,13 @@ _TRAIN_CLOSING = (0.1, 0.35, 0.75, 0.97)  # share of the gap to 1.0 the training
 # Training time at 108 epochs: seconds = base + per million parameters + per interior vertex, times noise.
 _TIME_BASE, _TIME_PER_MILLION, _TIME_PER_VERTEX, _TIME_SPREAD = 258.0, 70.6, 185.0, 0.04
 _STREAMS = {"structure": 1, "cell": 2, "time": 3, "budget": 10}  # independent random streams of the model
+
+
+def _floor(accuracy: np.ndarray) -> np.ndarray:
+    """Accuracies below chance squeezed towards it (a network that learned nothing scores about 0.1), order kept;
+    then clipped to [0, 1]."""
+    squeezed = np.where(accuracy < _CHANCE, _CHANCE - _BELOW_CHANCE * (_CHANCE - accuracy), accuracy)
+    return np.clip(squeezed, 0, 1)
 
 
 def _stream(seed: int, part: int) -> np.random.Generator:
@@ -266,8 +274,8 @@ def _budget_runs(latent: _Latent, budget_index: int, seed: int, rows: np.ndarray
     scale = -np.log((median - _CHANCE) / (ceiling - _CHANCE))  # the map gives ``median`` at score 0
     true = _CHANCE + (ceiling - _CHANCE) * np.exp(-scale * np.exp(-_STEEPNESS[budget_index] * score))
     sigma = _NOISE_FLOOR[budget_index] + _NOISE_SLOPE[budget_index] * (ceiling - true)
-    validation = np.clip(true[:, None] + sigma[:, None] * noise[rows], 0, 1)
-    test = np.clip(validation - _TEST_OFFSET + _TEST_NOISE * test_noise[rows], 0, 1)
+    validation = _floor(true[:, None] + sigma[:, None] * noise[rows])
+    test = _floor(validation - _TEST_OFFSET + _TEST_NOISE * test_noise[rows])
     train = np.clip(validation + (1 - validation) * _TRAIN_CLOSING[budget_index] + 0.002 * train_noise[rows], 0, 1)
     return {
         "validation": validation,
