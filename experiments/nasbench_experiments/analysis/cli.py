@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -60,8 +61,6 @@ def _say(text: str) -> None:
 def load_columns(args: argparse.Namespace) -> columns.Columns:
     """The columns of --store, --target, or the embedded store."""
     if args.target:
-        import os
-
         update, close = _progress_bar(423_624, "cells")
         try:
             return columns.from_server(
@@ -119,6 +118,10 @@ def run_analyze(args: argparse.Namespace) -> int:
                 skipped[name] = f"needs budget {missing[0]} epochs; this dataset holds {list(data.epochs)}"
                 names.remove(name)
         analyses.check(data, names, options)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the report into {args.out}: {exc.strerror or exc}") from None
     _say(f"{data.describe()} (loaded in {timings['load']:.1f} s)")
     results: dict[str, Any] = {}
     for name in names:
@@ -127,7 +130,10 @@ def run_analyze(args: argparse.Namespace) -> int:
         results[name] = analyses.run(data, name, options, progress=lambda stage: _say(f"  locality: {stage}"))
         timings[name] = time.perf_counter() - begun
     begun = time.perf_counter()
-    path = report.write(args.out, data, results, skipped=skipped, timings=timings, plots=not args.no_plots)
+    try:
+        path = report.write(args.out, data, results, skipped=skipped, timings=timings, plots=not args.no_plots)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the report into {args.out}: {exc.strerror or exc}") from None
     timings["report"] = time.perf_counter() - begun
     for name, reason in skipped.items():
         _say(f"skipped {name}: {reason}")

@@ -56,7 +56,7 @@ class SubsetRanks:
         self._order: np.ndarray | None = None
 
     def order(self) -> np.ndarray:
-        """Rows by descending value, ties in ascending row order (= ``order_best_first(values)``)."""
+        """Rows by descending value, ties in ascending row order (the top X% are its first ``top_count``)."""
         if self._order is None:
             dtype = np.uint16 if self._levels <= 1 << 16 else np.int64
             descending = (self._levels - 1 - self._level).astype(dtype)
@@ -84,28 +84,3 @@ def top_count(fraction: float, cells: int) -> int:
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     return min(cells, max(1, math.ceil(round(fraction * cells, 9))))
-
-
-def order_best_first(values: np.ndarray) -> np.ndarray:
-    """Row indices by descending value, ties in ascending row order (a stable sort)."""
-    return np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
-
-
-def top_rows(values: np.ndarray, fraction: float) -> np.ndarray:
-    """Rows (ascending) of the top ``fraction`` of cells by ``values`` (see the module docstring)."""
-    if fraction >= 1.0:
-        return np.arange(len(values))
-    chosen = order_best_first(values)[: top_count(fraction, len(values))]
-    return np.sort(chosen)
-
-
-def top_mask(values: np.ndarray, fraction: float) -> np.ndarray:
-    """bool[cells]: the top ``fraction`` of cells by ``values``."""
-    mask = np.zeros(len(values), dtype=bool)
-    mask[top_rows(values, fraction)] = True
-    return mask
-
-
-def describe_top(fraction: float) -> str:
-    """'top 1%', 'top 12.5%', 'all'."""
-    return "all" if fraction >= 1.0 else f"top {fraction * 100:g}%"

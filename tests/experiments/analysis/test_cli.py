@@ -83,3 +83,11 @@ def test_a_missing_store_is_one_error_line(tmp_path, capsys) -> None:
     assert _cli.main(["analyze", "--store", str(tmp_path / "nothing.lmdb"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no store at" in err[0]
+
+
+def test_an_output_path_that_is_a_file_is_one_error_line(small_store, tmp_path, capsys) -> None:
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    assert _cli.main(["analyze", "summary", "--store", str(small_store), "--out", str(taken), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot write the report into {taken}" in err[0]

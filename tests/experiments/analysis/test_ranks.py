@@ -36,11 +36,12 @@ def test_spearman_is_nan_for_constant_or_tiny_inputs() -> None:
     assert math.isnan(ranks.spearman(np.ones(1), np.ones(1)))
 
 
-def test_top_rows_count_and_ties_by_row_order() -> None:
+def test_top_count_and_best_first_order_with_ties_by_row() -> None:
     values = np.array([0.5, 0.9, 0.9, 0.1, 0.9, 0.3])
     assert ranks.top_count(0.5, 6) == 3 and ranks.top_count(0.01, 423_624) == 4237 and ranks.top_count(0.1, 10) == 1
-    np.testing.assert_array_equal(ranks.top_rows(values, 0.34), [1, 2, 4])  # ceil(2.04) = 3
-    np.testing.assert_array_equal(ranks.top_rows(values, 0.2), [1, 2])  # ceil(1.2) = 2: the first two ties
-    np.testing.assert_array_equal(ranks.top_rows(values, 1.0), np.arange(6))
+    assert ranks.top_count(0.34, 6) == 3 and ranks.top_count(0.2, 6) == 2 and ranks.top_count(0.5, 0) == 0
+    np.testing.assert_array_equal(ranks.SubsetRanks(values).order(), [1, 2, 4, 0, 5, 3])
+    many = np.random.default_rng(2).integers(0, 100, 10_000) / 100
+    np.testing.assert_array_equal(ranks.SubsetRanks(many).order(), np.lexsort((np.arange(len(many)), -many)))
     with pytest.raises(ValueError, match="fraction"):
         ranks.top_count(0.0, 10)
