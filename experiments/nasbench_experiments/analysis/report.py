@@ -223,7 +223,7 @@ def _noise(result: Noise) -> str:
                 _number(values["p90_std"]),
                 _number(values["mean_range"]),
                 " / ".join(_number(v, 3) for v in correlations["all"].values()),
-                " / ".join(_number(v, 3) for v in next(iter(list(correlations.values())[1:])).values()),
+                " / ".join(_number(v, 3) for v in list(correlations.values())[1].values()),
             ]
         )
     parts = [
