@@ -71,6 +71,7 @@ def budget_correlation(result: BudgetCorrelation, folder: Path, label: str) -> P
             axis.plot(x, budget_module.POSTER[i], linestyle=":", color=line.get_color())
     axis.set_xticks(x, [("all" if f >= 1 else f"top {f * 100:g}%") for f in result.fractions])
     axis.set_ylabel("Spearman rank correlation")
+    axis.set_xlabel(f"cells: the top X% by mean {result.metric} accuracy at the larger budget", fontsize=9)
     axis.set_ylim(-0.1, 1.0)
     title = f"Budget correlation ({label})" + ("; dotted: the poster's real data" if poster else "")
     axis.set_title(title, fontsize=10)
@@ -149,7 +150,11 @@ def locality(result: Locality, folder: Path, label: str) -> Path:
     right.set_ylabel("fraction of cells")
     right.set_xticks(result.distances)
     right.legend(fontsize=7)
-    right.set_title("Within d moves (dotted: all cells near a top cell)", fontsize=10)
+    right.set_title(
+        f"Within d moves; top X% by mean {result.metric} accuracy at {result.budget} epochs\n"
+        "(dotted: all cells some top cell reaches)",
+        fontsize=9,
+    )
     figure.suptitle(f"Locality ({label})", fontsize=10)
     figure.tight_layout()
     return _save(figure, folder / "locality.png")
