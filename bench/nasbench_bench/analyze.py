@@ -31,15 +31,16 @@ def _analyze(store: Path, out: Path, analyses: list[str]) -> tuple[float, float,
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     command = [sys.executable, "-m", "nasbench._cli", "analyze", "--store", str(store), "--out", str(out), *analyses]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out.with_name(f"{out.name}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
     peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, high_water_mb(process.pid))
-        time.sleep(0.02)
+    with open(log, "wb") as errors, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors) as process:
+        while process.poll() is None:
+            peak = max(peak, high_water_mb(process.pid))
+            time.sleep(0.02)
     seconds = time.perf_counter() - started
-    errors = process.stderr.read().decode() if process.stderr else ""
     if process.returncode != 0:
-        raise RuntimeError(f"nasbench analyze failed: {errors[-2000:]}")
+        raise RuntimeError(f"nasbench analyze failed: {log.read_text()[-2000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     timings = json.loads((out / "results.json").read_text()).get("timings_s", {})
     timings["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
