@@ -22,6 +22,7 @@ SCENARIOS = {
     "cold_start": "server to SERVING, client to first answer, vs loading the original's dicts",
     "build": "synthetic files built into stores: records/s, peak memory, round trip",
     "load": "load generator: concurrency, duration, request mix, rate limit",
+    "analyze": "nasbench analyze in fresh processes: the report without locality, locality; time, peak RSS",
 }
 REMOTE = {"remote", "concurrency", "cold_start", "load"}
 

@@ -1,18 +1,36 @@
-"""Synthetic NAS-Bench-101 datasets: every cell of the space with plausible, deterministic metrics.
+"""Synthetic NAS-Bench-101 datasets: every cell of the space with deterministic metrics whose analyses resemble
+the real dataset's published statistics.
 
-The real files cannot be downloaded here, so tests and benchmarks use these, written in the exact original
-format (reference §1.2, §1.3, §5): per hash, budgets ascending, three repeats each; hashes in sorted order (the
-order the original evaluation assigned work); stored adjacency/ops = the first representative of the original
-enumeration (= the canonical key).
+The real files cannot be downloaded here, so tests, benchmarks and the embedded default store use these, written
+in the exact original format (reference §1.2, §1.3, §5): per hash, budgets ascending, three repeats each; hashes
+in sorted order (the order the original evaluation assigned work); stored adjacency/ops = the first
+representative of the original enumeration (= the canonical key).
+
+They are SYNTHETIC, and say so: the source metadata carries ``synthetic: True`` and ``synthetic_version``
+(``SYNTHETIC_VERSION``, bumped whenever the model changes, so cached stores rebuild). The generative model and
+the statistics it was fitted to are documented in docs/synthetic-data.md; in short:
+
+- a latent *quality* per cell, smooth in the cell's structure (op counts, depth, edges, parameters, plus a
+  random effect shared by every labelling of a graph and a small per-cell residual): cells one edit apart get
+  similar accuracy (locality), as in the real space;
+- a latent *learning speed* (shallow, small cells learn early), which weighs on the short budgets only;
+- per budget, a score = quality + speed share + a budget-specific effect (shared between 4 and 12 epochs, and
+  between 36 and 108), mapped through a saturating curve (a Gumbel CDF between chance, 0.1, and a ceiling);
+  repeats add noise whose scale grows with the distance to the ceiling. The saturation compresses the top
+  cells' true accuracies while their noise stays, so among the top cells the budgets disagree (the poster's
+  low top-1% correlations) while over all cells they agree;
+- test accuracy = validation accuracy of the same run, minus a small offset, plus its own noise.
 
 Values are plausible, not real: accuracies are ``float32(k / 9984)`` widened to double (evaluation ran on 9,984
-images); the halfway point trained less than the final one; longer budgets train longer; the three repeats
-differ. Trainable parameters are computed from the network the original model builder makes (stem, 3 stacks
-of 3 modules, the channel rule of reference §7.4): they match the real counts of the Inception cell (2,694,282)
-and of the issue #23 cell (32,426,634).
+images) and times are float32-exact, as in the real files; the halfway point trained less than the final one;
+longer budgets train longer; the three repeats differ. Trainable parameters are computed from the network the
+original model builder makes (stem, 3 stacks of 3 modules, the channel rule of reference §7.4): they match the
+real counts of the Inception cell (2,694,282) and of the issue #23 cell (32,426,634). Training time follows
+parameters and vertex count, in the real range (about 280 s to 5,400 s at 108 epochs).
 
-Values are drawn once for the whole space and then subset, so a cell has the same metrics in every
-file written with the same seed (the 108-epoch file agrees with the full one, a 5-vertex file with both).
+Every random draw covers the whole space in key order (one independent stream per part of the model), so a
+cell has the same metrics in every file written with the same seed (the 108-epoch file agrees with the full
+one, a 5-vertex file with both).
 """
 
 from __future__ import annotations
@@ -32,6 +50,7 @@ from nasbench_builder import records, tfrecord
 
 ALL_EPOCHS = (4, 12, 36, 108)
 EVALUATION_IMAGES = 9984
+SYNTHETIC_VERSION = 2  # the generative model's version: recorded in the data, part of cached stores' names
 _STEM_CHANNELS = 128
 _STACKS = 3
 _MODULES_PER_STACK = 3
@@ -105,19 +124,169 @@ def trainable_parameters(key: int) -> int:
     return base
 
 
+def parameters_of(keys: np.ndarray) -> np.ndarray:
+    """int64 trainable parameters of many cells (``trainable_parameters``, one structure solved at a time)."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    structures, inverse = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
+    base = np.zeros(len(structures), dtype=np.int64)
+    squares = np.zeros((len(structures), canonical.MAX_VERTICES - 2), dtype=np.int64)
+    norms = np.zeros_like(squares)
+    for index, structure in enumerate(structures.tolist()):
+        num_vertices = structure >> (canonical.VERTICES_SHIFT - canonical.BITS_SHIFT)
+        bits = structure & ((1 << (canonical.VERTICES_SHIFT - canonical.BITS_SHIFT)) - 1)
+        base[index], square, norm = _structure_parameters(num_vertices, bits)
+        squares[index, : len(square)] = square
+        norms[index, : len(norm)] = norm
+    slots = canonical.label_slots(keys)  # last interior vertex first, -1 past the interior
+    interior = (slots >= 0).sum(axis=1, keepdims=True)
+    vertex = np.arange(slots.shape[1])[None, :]  # interior vertex 1 first
+    labels = np.where(vertex < interior, np.take_along_axis(slots, np.maximum(interior - 1 - vertex, 0), 1), -1)
+    kernel = np.where(labels >= 0, np.asarray(_KERNEL)[np.maximum(labels, 0)], 0)
+    return base[inverse] + (kernel * squares[inverse]).sum(axis=1) + ((kernel > 0) * norms[inverse]).sum(axis=1)
+
+
 def quantize(accuracy: np.ndarray) -> np.ndarray:
     """Accuracies as float32(k / 9984), widened to float64, k an integer in [0, 9984]."""
     k = np.clip(np.rint(np.asarray(accuracy) * EVALUATION_IMAGES), 0, EVALUATION_IMAGES)
     return (k / EVALUATION_IMAGES).astype(np.float32).astype(np.float64)
 
 
-def _features(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell: conv3x3 count, conv1x1 count, edges, vertices."""
+def _float32(values: np.ndarray) -> np.ndarray:
+    """Times as the real files hold them: float32 values widened to double."""
+    return np.asarray(values).astype(np.float32).astype(np.float64)
+
+
+# --- the generative model (docs/synthetic-data.md); fitted to reference §1-2, see the calibration table -----
+
+_CHANCE = 0.1  # accuracy of a network that learned nothing (10 classes)
+_BELOW_CHANCE = 0.1  # how far below chance a run may fall, relative to its noise
+# Latent quality: weights of the structure's features (standardized afterwards).
+_QUALITY = {"conv3x3": 0.5, "conv1x1": 0.3, "maxpool": -0.3, "depth": 0.3, "log_parameters": 0.2, "edges": 0.05}
+_DEPTH_CAP = 4  # depth helps up to 4 edges on the longest input→output path
+_QUALITY_STRUCTURE, _QUALITY_CELL = 0.4, 0.5  # random effects: per graph (all labellings), per cell
+# Latent learning speed: deep and large cells learn late.
+_SPEED = {"depth": 1.0, "log_parameters": 0.5, "structure": 0.3, "cell": 0.5}
+# Per budget (4, 12, 36, 108 epochs): speed share, budget-specific share and its part shared with the
+# neighbouring budget (4 with 12, 36 with 108), and the saturating map: median, ceiling, steepness.
+_SPEED_SHARE = (0.950, 0.560, 0.184, 0.0)
+_OWN_SHARE = (0.551, 0.312, 0.0183, 0.101)
+_OWN_SHARED = (0.848, 0.740, 0.617, 0.880)
+_MEDIAN = (0.2957, 0.5825, 0.8650, 0.9148)
+_CEILING = (0.5565, 0.7965, 0.9016, 0.9486)
+_STEEPNESS = (0.626, 1.551, 1.012, 0.591)
+# Repeat noise (standard deviation): a floor plus a share of the distance to the ceiling.
+_NOISE_FLOOR = (0.0239, 0.0381, 0.00285, 0.00476)
+_NOISE_SLOPE = (0.0715, 0.183, 0.132, 0.0161)
+_TEST_OFFSET, _TEST_NOISE = 0.0098, 0.003
+_TRAIN_CLOSING = (0.1, 0.35, 0.75, 0.97)  # share of the gap to 1.0 the training accuracy closes
+# Training time at 108 epochs: seconds = base + per million parameters + per interior vertex, times noise.
+_TIME_BASE, _TIME_PER_MILLION, _TIME_PER_VERTEX, _TIME_SPREAD = 258.0, 70.6, 185.0, 0.04
+_STREAMS = {"structure": 1, "cell": 2, "time": 3, "budget": 10}  # independent random streams of the model
+
+
+def _floor(accuracy: np.ndarray) -> np.ndarray:
+    """Accuracies below chance squeezed towards it (a network that learned nothing scores about 0.1), order kept;
+    then clipped to [0, 1]."""
+    squeezed = np.where(accuracy < _CHANCE, _CHANCE - _BELOW_CHANCE * (_CHANCE - accuracy), accuracy)
+    return np.clip(squeezed, 0, 1)
+
+
+def _stream(seed: int, part: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, part])))
+
+
+def _standard(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / values.std()
+
+
+def _depths(keys: np.ndarray) -> np.ndarray:
+    """Longest input→output path (edges) of each cell, solved once per graph."""
+    structures, inverse = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
+    depth = np.zeros(len(structures), dtype=np.int64)
+    for index, structure in enumerate(structures.tolist()):
+        num_vertices = structure >> (canonical.VERTICES_SHIFT - canonical.BITS_SHIFT)
+        bits = structure & ((1 << (canonical.VERTICES_SHIFT - canonical.BITS_SHIFT)) - 1)
+        longest = [0] * num_vertices
+        for src, dst in canonical.edges_of(num_vertices, bits):  # by destination: longest[src] is final
+            longest[dst] = max(longest[dst], longest[src] + 1)
+        depth[index] = longest[-1]
+    return depth[inverse]
+
+
+@dataclass(frozen=True)
+class _Latent:
+    """The whole space's latent variables, in key order."""
+
+    quality: np.ndarray  # float64[cells], standardized
+    speed: np.ndarray  # float64[cells], standardized
+    early: np.ndarray  # float64[cells]: budget effect shared by 4 and 12 epochs
+    late: np.ndarray  # float64[cells]: budget effect shared by 36 and 108 epochs
+    parameters: np.ndarray  # int64[cells]
+    interior: np.ndarray  # int64[cells]: interior vertices
+
+
+def _latent(keys: np.ndarray, seed: int) -> _Latent:
     labels = canonical.label_slots(keys)
     vertices, edges = canonical.vertices_and_edges(keys)
-    conv3 = (labels == canonical.OP_LABELS[config.CONV3X3]).sum(axis=1).astype(np.float64)
-    conv1 = (labels == canonical.OP_LABELS[config.CONV1X1]).sum(axis=1).astype(np.float64)
-    return conv3, conv1, edges.astype(np.float64), vertices.astype(np.float64)
+    depth = _depths(keys)
+    parameters = parameters_of(keys)
+    log_parameters = _standard(np.log(parameters.astype(np.float64)))
+    _, structure = np.unique(keys >> np.uint64(canonical.BITS_SHIFT), return_inverse=True)
+    shared = _stream(seed, _STREAMS["structure"]).standard_normal((2, structure.max() + 1))
+    own = _stream(seed, _STREAMS["cell"]).standard_normal((4, len(keys)))
+    count = {
+        name: (labels == canonical.OP_LABELS[op]).sum(axis=1)
+        for name, op in (("conv3x3", config.CONV3X3), ("conv1x1", config.CONV1X1), ("maxpool", config.MAXPOOL3X3))
+    }
+    quality = (
+        sum(_QUALITY[name] * count[name] for name in count)
+        + _QUALITY["depth"] * np.minimum(depth, _DEPTH_CAP)
+        + _QUALITY["log_parameters"] * log_parameters
+        + _QUALITY["edges"] * edges
+        + _QUALITY_STRUCTURE * shared[0][structure]
+        + _QUALITY_CELL * own[0]
+    )
+    speed = (
+        -_SPEED["depth"] * depth
+        - _SPEED["log_parameters"] * log_parameters
+        + _SPEED["structure"] * shared[1][structure]
+        + _SPEED["cell"] * own[1]
+    )
+    return _Latent(_standard(quality), _standard(speed), own[2], own[3], parameters, vertices - 2)
+
+
+def _budget_runs(latent: _Latent, budget_index: int, seed: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """One budget's validation, test and train accuracy (float64[rows, 3 repeats], unquantized) and draws for
+    the other fields; every draw covers the whole space, then ``rows`` are taken."""
+    rng = _stream(seed, _STREAMS["budget"] + budget_index)
+    everywhere = len(latent.quality)
+    repeats = (everywhere, layout.NUM_REPEATS)
+    own = rng.standard_normal(everywhere)
+    noise, test_noise, train_noise = (rng.standard_normal(repeats) for _ in range(3))
+    shared = latent.early if budget_index < 2 else latent.late
+    rho = _OWN_SHARED[budget_index]
+    score = _standard(
+        latent.quality
+        + _SPEED_SHARE[budget_index] * latent.speed
+        + _OWN_SHARE[budget_index] * (rho * shared + np.sqrt(1 - rho**2) * own)
+    )[rows]
+    ceiling, median = _CEILING[budget_index], _MEDIAN[budget_index]
+    scale = -np.log((median - _CHANCE) / (ceiling - _CHANCE))  # the map gives ``median`` at score 0
+    true = _CHANCE + (ceiling - _CHANCE) * np.exp(-scale * np.exp(-_STEEPNESS[budget_index] * score))
+    sigma = _NOISE_FLOOR[budget_index] + _NOISE_SLOPE[budget_index] * (ceiling - true)
+    validation = _floor(true[:, None] + sigma[:, None] * noise[rows])
+    test = _floor(validation - _TEST_OFFSET + _TEST_NOISE * test_noise[rows])
+    train = np.clip(validation + (1 - validation) * _TRAIN_CLOSING[budget_index] + 0.002 * train_noise[rows], 0, 1)
+    return {
+        "validation": validation,
+        "test": test,
+        "train": train,
+        "halfway": np.clip(rng.normal(0.9, 0.03, repeats), 0.7, 0.99)[rows],
+        "time_noise": np.clip(rng.normal(1, 0.01, repeats), 0.95, 1.05)[rows],
+        "half_fraction": np.clip(rng.normal(0.497, 0.002, repeats), 0.49, 0.499)[rows],
+        "overhead": 20.0 * np.clip(rng.normal(1, 0.05, repeats), 0.8, 1.2)[rows],
+        "step0": rng.normal(0.1, 0.01, (*repeats, 3))[rows],
+    }
 
 
 def synthesize(
@@ -137,55 +306,33 @@ def synthesize(
     if not canonical.MIN_VERTICES <= max_vertices <= canonical.MAX_VERTICES:
         raise ValueError(f"max_vertices must be between 2 and 7, got {max_vertices}")
     table = table if table is not None else space.load_space()
-    # Every random draw covers the whole space, in key order, so a cell gets the same values in every subset.
-    rng = np.random.Generator(np.random.PCG64(seed))
-    everywhere = len(table.keys)
-    shape = (everywhere, len(ALL_EPOCHS), layout.NUM_REPEATS)
-    cell_noise = rng.normal(0.0, 0.6, everywhere)
-    final_noise = rng.normal(0.0, 0.01, everywhere)
-    no_conv_final = 0.10 + rng.uniform(0.0, 0.45, everywhere)
-    learn = np.clip(rng.normal(1.0, 0.15, everywhere), 0.5, 1.5)  # how fast the cell learns
-    validation_noise = rng.normal(0, 0.004, shape)
-    test_noise = rng.normal(-0.004, 0.004, shape)
-    train_noise = rng.normal(0, 0.004, shape)
-    halfway = np.clip(rng.normal(0.9, 0.03, shape), 0.7, 0.99)
-    time_noise = np.clip(rng.normal(1, 0.02, shape), 0.9, 1.1)
-    half_fraction = np.clip(rng.normal(0.497, 0.002, shape), 0.49, 0.499)
-    overhead = 20.0 * np.clip(rng.normal(1, 0.05, shape), 0.8, 1.2)
-    step0_draw = rng.normal(0.1, 0.01, (*shape, 3))
-
+    latent = _latent(table.keys, seed)  # the whole space, so a cell's values never depend on the subset
     vertices_all, _ = canonical.vertices_and_edges(table.keys)
     chosen = np.flatnonzero(vertices_all <= max_vertices)
     chosen = chosen[np.lexsort(table.hashes[chosen].T[::-1])]  # rows in sorted-hash order
     keys = table.keys[chosen]
-    columns = [ALL_EPOCHS.index(e) for e in budgets]
-    pick = np.ix_(chosen, columns)
-    budget = np.array(budgets, dtype=np.float64)[None, :, None]
-
-    conv3, conv1, edges, vertices = _features(keys)
-    score = 0.55 * conv3 + 0.3 * conv1 + 0.25 * edges / config.MAX_EDGES + cell_noise[chosen]
-    final108 = np.where(
-        (conv3 + conv1) > 0,
-        0.80 + 0.14 / (1.0 + np.exp(-(score - 1.5))) + final_noise[chosen],
-        no_conv_final[chosen],
-    )
-    budget_factor = 1.0 - (1.0 - np.array([0.82, 0.91, 0.965, 1.0])[columns])[None, :] * learn[chosen][:, None]
-    validation = np.clip(final108[:, None, None] * budget_factor[:, :, None] + validation_noise[pick], 0, 1)
-    test = np.clip(validation + test_noise[pick], 0, 1)
-    train = np.clip(validation + 0.02 + 0.06 * budget / 108.0 + train_noise[pick], 0, 1)
-    parameters = np.array([trainable_parameters(int(key)) for key in keys.tolist()], dtype=np.int64)
-    per_epoch = (9.0 + 1.25e-6 * parameters + 0.4 * vertices)[:, None, None]
-    final_time = budget * per_epoch * time_noise[pick]
-
-    metrics = np.empty((len(chosen), len(budgets), layout.NUM_REPEATS, len(layout.METRIC_FIELDS)))
-    metrics[..., 0] = final_time * half_fraction[pick]
-    metrics[..., 1] = quantize(train * halfway[pick])
-    metrics[..., 2] = quantize(validation * halfway[pick])
-    metrics[..., 3] = quantize(test * halfway[pick])
-    metrics[..., 4] = final_time
-    metrics[..., 5] = quantize(train)
-    metrics[..., 6] = quantize(validation)
-    metrics[..., 7] = quantize(test)
+    parameters = latent.parameters[chosen]
+    time_factor = np.exp(_stream(seed, _STREAMS["time"]).normal(0.0, _TIME_SPREAD, len(table.keys)))[chosen]
+    time_108 = (
+        _TIME_BASE + _TIME_PER_MILLION * parameters / 1e6 + _TIME_PER_VERTEX * latent.interior[chosen]
+    ) * time_factor
+    shape = (len(chosen), len(budgets), layout.NUM_REPEATS)
+    metrics = np.empty((*shape, len(layout.METRIC_FIELDS)))
+    step0 = np.empty((*shape, 3))
+    total_time = np.empty(shape)
+    for column, budget in enumerate(budgets):
+        runs = _budget_runs(latent, ALL_EPOCHS.index(budget), seed, chosen)
+        final_time = _float32(time_108[:, None] * (budget / 108) * runs["time_noise"])
+        metrics[:, column, :, 0] = _float32(final_time * runs["half_fraction"])
+        metrics[:, column, :, 1] = quantize(runs["train"] * runs["halfway"])
+        metrics[:, column, :, 2] = quantize(runs["validation"] * runs["halfway"])
+        metrics[:, column, :, 3] = quantize(runs["test"] * runs["halfway"])
+        metrics[:, column, :, 4] = final_time
+        metrics[:, column, :, 5] = quantize(runs["train"])
+        metrics[:, column, :, 6] = quantize(runs["validation"])
+        metrics[:, column, :, 7] = quantize(runs["test"])
+        step0[:, column] = quantize(np.clip(runs["step0"], 0, 1))
+        total_time[:, column] = _float32(final_time * 1.03 + runs["overhead"])
     dataset = layout.Dataset(
         hashes=table.hashes[chosen],
         keys=keys,
@@ -193,13 +340,15 @@ def synthesize(
         parameters=parameters.astype(np.int32),
         metrics=metrics,
         epochs=budgets,
-        source={"name": f"synthetic(seed={seed})", "synthetic": True, "seed": seed, "max_vertices": max_vertices},
+        source={
+            "name": f"synthetic-v{SYNTHETIC_VERSION}(seed={seed})",
+            "synthetic": True,
+            "synthetic_version": SYNTHETIC_VERSION,
+            "seed": seed,
+            "max_vertices": max_vertices,
+        },
     )
-    return SyntheticDataset(
-        dataset=dataset,
-        step0=quantize(np.clip(step0_draw[pick], 0, 1)),
-        total_time=final_time * 1.03 + overhead[pick],
-    )
+    return SyntheticDataset(dataset=dataset, step0=step0, total_time=total_time)
 
 
 def record_payloads(synthetic: SyntheticDataset, row: int) -> list[bytes]:

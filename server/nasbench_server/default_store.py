@@ -16,8 +16,18 @@ SEED = 0
 
 
 def default_store_path(cache_dir: Path | None = None) -> Path:
+    """The cached store's path; its name carries the synthetic model's version and the store schema, so a new
+    model or schema builds a new store instead of serving a stale one."""
+    try:
+        from nasbench_builder.synthetic import SYNTHETIC_VERSION
+    except ImportError:
+        raise StoreError(
+            "no --store given, and the embedded synthetic store needs the builder: "
+            "pip install 'nasbench-server[builder]'"
+        ) from None
     root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
-    return root / "stores" / f"synthetic-full-seed{SEED}-schema{layout.SCHEMA_VERSION}.lmdb"
+    name = f"synthetic-v{SYNTHETIC_VERSION}-full-seed{SEED}-schema{layout.SCHEMA_VERSION}.lmdb"
+    return root / "stores" / name
 
 
 def ensure_default_store(cache_dir: Path | None = None) -> Path:

@@ -1,4 +1,6 @@
-"""Synthetic datasets: plausible, deterministic, consistent across subsets, in the original record layout."""
+"""Synthetic datasets: plausible, deterministic, consistent across subsets, labelled and versioned, in the original
+record layout. (Their resemblance to the real dataset's statistics is tested with the analyses, in
+tests/experiments/analysis/test_calibration.py.)"""
 
 from __future__ import annotations
 
@@ -27,6 +29,21 @@ def test_times_are_plausible(small_synthetic) -> None:
     assert (metrics[..., 0] < metrics[..., 4]).all(), "halfway trains less than the final point"
     assert (np.diff(metrics[..., 4], axis=1) > 0).all(), "longer budgets train longer"
     assert (small_synthetic.total_time > metrics[..., 4]).all()
+    times = np.concatenate([metrics[..., [0, 4]].ravel(), small_synthetic.total_time.ravel()])
+    np.testing.assert_array_equal(times, times.astype(np.float32).astype(np.float64))  # float32-exact, as real
+
+
+def test_halfway_accuracy_is_below_the_final_one(small_synthetic) -> None:
+    metrics = small_synthetic.dataset.metrics
+    for halfway, final in ((1, 5), (2, 6), (3, 7)):
+        assert (metrics[..., halfway] <= metrics[..., final]).all()
+
+
+def test_training_time_at_108_epochs_spans_the_real_range(full_synthetic) -> None:
+    """Reference §2: 284 s to 5,411 s, median about 1,555 s (real data)."""
+    data = full_synthetic.dataset
+    seconds = data.metrics[:, data.epochs.index(108), :, 4].mean(axis=1)
+    assert 200 < seconds.min() < 400 and 4500 < seconds.max() < 6500 and 1400 < np.median(seconds) < 1700
 
 
 def test_repeats_differ(small_synthetic) -> None:
@@ -37,6 +54,8 @@ def test_repeats_differ(small_synthetic) -> None:
 def test_deterministic_by_seed_and_consistent_across_subsets(space_table, small_synthetic) -> None:
     again = synthetic.synthesize(max_vertices=5, seed=3, table=space_table)
     assert again.dataset.metrics.tobytes() == small_synthetic.dataset.metrics.tobytes()
+    assert again.step0.tobytes() == small_synthetic.step0.tobytes()
+    assert again.total_time.tobytes() == small_synthetic.total_time.tobytes()
     other = synthetic.synthesize(max_vertices=5, seed=4, table=space_table)
     assert not np.array_equal(other.dataset.metrics, small_synthetic.dataset.metrics)
     only108_of_4 = synthetic.synthesize(epochs=(108,), max_vertices=4, seed=3, table=space_table)
@@ -45,6 +64,33 @@ def test_deterministic_by_seed_and_consistent_across_subsets(space_table, small_
         np.testing.assert_array_equal(
             only108_of_4.dataset.metrics[row, 0], small_synthetic.dataset.metrics[rows[key], 3]
         )
+        np.testing.assert_array_equal(only108_of_4.total_time[row, 0], small_synthetic.total_time[rows[key], 3])
+    budgets_4_36 = synthetic.synthesize(epochs=(36, 4), max_vertices=5, seed=3, table=space_table)
+    np.testing.assert_array_equal(budgets_4_36.dataset.metrics, small_synthetic.dataset.metrics[:, [0, 2]])
+
+
+def test_consistent_with_the_whole_space(space_table, small_synthetic, full_synthetic) -> None:
+    """A cell of the 5-vertex file has its values of the full-space file drawn with the same seed."""
+    if full_synthetic.dataset.source["seed"] != small_synthetic.dataset.source["seed"]:
+        full = synthetic.synthesize(seed=small_synthetic.dataset.source["seed"], table=space_table).dataset
+    else:
+        full = full_synthetic.dataset
+    rows = {k: r for r, k in enumerate(full.keys.tolist())}
+    picked = [rows[k] for k in small_synthetic.dataset.keys.tolist()]
+    assert full.metrics[picked].tobytes() == small_synthetic.dataset.metrics.tobytes()
+
+
+def test_labelled_synthetic_and_versioned(small_synthetic) -> None:
+    source = small_synthetic.dataset.source
+    assert source["synthetic"] is True and source["synthetic_version"] == synthetic.SYNTHETIC_VERSION
+    assert source["seed"] == 3 and source["max_vertices"] == 5
+    assert source["name"] == f"synthetic-v{synthetic.SYNTHETIC_VERSION}(seed=3)"
+
+
+def test_default_store_name_carries_the_synthetic_version(tmp_path) -> None:
+    from nasbench_server.default_store import default_store_path
+
+    assert f"synthetic-v{synthetic.SYNTHETIC_VERSION}-" in default_store_path(tmp_path).name
 
 
 def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -> None:
@@ -56,8 +102,16 @@ def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -
 
 def test_parameters_match_known_real_cells() -> None:
     """The parameter model reproduces the real counts quoted in the reference (§6, §7.3)."""
-    assert synthetic.trainable_parameters(canonical.canonical_key(*INCEPTION)) == 2_694_282
-    assert synthetic.trainable_parameters(canonical.canonical_key(*ISSUE_23)) == 32_426_634
+    keys = [canonical.canonical_key(*INCEPTION), canonical.canonical_key(*ISSUE_23)]
+    assert synthetic.trainable_parameters(keys[0]) == 2_694_282
+    assert synthetic.trainable_parameters(keys[1]) == 32_426_634
+    assert synthetic.parameters_of(np.array(keys, dtype=np.uint64)).tolist() == [2_694_282, 32_426_634]
+
+
+def test_vectorized_parameters_equal_the_per_cell_count(small_synthetic) -> None:
+    keys = small_synthetic.dataset.keys
+    expected = [synthetic.trainable_parameters(key) for key in keys.tolist()]
+    assert synthetic.parameters_of(keys).tolist() == expected == small_synthetic.dataset.parameters.tolist()
 
 
 def test_record_layout(tiny_tfrecord, tiny_synthetic) -> None:
