@@ -6,6 +6,7 @@ Until the store is open (and verified) every RPC but health answers UNAVAILABLE.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -248,6 +249,29 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
         self.requests += 1
         return pb.PingResponse()
+
+    async def GetOptima(
+        self, request: pb.GetOptimaRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOptimaResponse:
+        """The engine's optima (one pass over the metrics the first time, off the event loop; then kept)."""
+        try:
+            engine = self._ready()
+        except _NotReady:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _LOADING)
+        found = await asyncio.to_thread(engine.optima)
+        hashes = engine.store.hashes
+        return pb.GetOptimaResponse(
+            optima=[
+                pb.Optimum(
+                    epochs=epochs,
+                    validation_accuracy=best.validation_accuracy,
+                    validation_hash=hashes[best.validation_row].tobytes(),
+                    test_accuracy=best.test_accuracy,
+                    test_hash=hashes[best.test_row].tobytes(),
+                )
+                for epochs, best in sorted(found.items())
+            ]
+        )
 
 
 _LOADING = "the store is still loading; retry shortly"

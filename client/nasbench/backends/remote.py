@@ -29,6 +29,7 @@ import numpy as np
 from nasbench import _wire, errors
 from nasbench._memo import Memo
 from nasbench.engine import Cell
+from nasbench.optima import DatasetOptimum
 from nasbench.space import hex_digests
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
@@ -175,6 +176,7 @@ class RemoteBackend:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._cache: Memo = Memo(cache_cells)  # key -> Cell
         self._key_of_digest: Memo = Memo(cache_cells)  # 16-byte hash -> key
+        self._optima: dict[int, DatasetOptimum] | None = None
         info = self._call("GetInfo", pb.GetInfoRequest(), timeout=DEFAULT_CONNECT_TIMEOUT_S)
         self.info = info
         self.epochs: tuple[int, ...] = tuple(info.epochs)
@@ -258,6 +260,22 @@ class RemoteBackend:
     def neighbors(self, key: int) -> list[Cell]:
         response = self._call("Neighbors", pb.NeighborsRequest(cell=pb.CellRef(key=key)))
         return [self._keep(message) for message in response.cells]
+
+    def optima(self) -> dict[int, DatasetOptimum]:
+        """The server's answer (computed there once, from the data), kept: it never changes."""
+        if self._optima is None:
+            response = self._call("GetOptima", pb.GetOptimaRequest())
+            self._optima = {
+                best.epochs: DatasetOptimum(
+                    best.epochs,
+                    best.validation_accuracy,
+                    best.validation_hash.hex(),
+                    best.test_accuracy,
+                    best.test_hash.hex(),
+                )
+                for best in response.optima
+            }
+        return self._optima
 
     def close(self) -> None:
         """Forget the cache; the process's shared channel stays for other users of the same server."""
