@@ -250,9 +250,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         self.requests += 1
         return pb.PingResponse()
 
-    async def GetOptima(
-        self, request: pb.GetOptimaRequest, context: grpc.aio.ServicerContext
-    ) -> pb.GetOptimaResponse:
+    async def GetOptima(self, request: pb.GetOptimaRequest, context: grpc.aio.ServicerContext) -> pb.GetOptimaResponse:
         """The engine's optima (one pass over the metrics the first time, off the event loop; then kept)."""
         try:
             engine = self._ready()
