@@ -22,6 +22,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("nasbench_server.cli", "server", "serve a store (or the embedded synthetic one) over gRPC"),
     "health": ("nasbench_server.cli", "server", "exit 0 if a server reports SERVING (for container probes)"),
     "bench": ("nasbench_bench.cli", "bench", "run the benchmarks; write results.json, report.md and plots"),
+    "compare": (
+        "nasbench_experiments.studies.cli",
+        "experiments",
+        "compare NAS optimizers over many seeded runs: regret table, report and plots",
+    ),
 }
 
 

@@ -142,9 +142,7 @@ class Encoding:
         except ImportError:
             from nasbench.errors import ConfigurationError
 
-            raise ConfigurationError(
-                "this needs ConfigSpace: pip install 'nasbench-server[experiments]'"
-            ) from None
+            raise ConfigurationError("this needs ConfigSpace: pip install 'nasbench-server[experiments]'") from None
         space = ConfigurationSpace(seed=seed)
         for param in self.params:
             if param.choices is not None:

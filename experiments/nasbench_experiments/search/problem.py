@@ -205,10 +205,7 @@ class Problem:
                 data = self.nasbench.query(spec, epochs, repeat="all")
             except api.OutOfDomainError:
                 return None
-            if epochs == FINAL_EPOCHS:
-                final = data
-            else:
-                final = self.nasbench.query(spec, FINAL_EPOCHS, repeat="all")
+            final = data if epochs == FINAL_EPOCHS else self.nasbench.query(spec, FINAL_EPOCHS, repeat="all")
             answer = _Answer(
                 tuple(data["training_time"]),
                 tuple(data["validation_accuracy"]),

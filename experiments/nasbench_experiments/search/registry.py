@@ -59,7 +59,12 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {
             library="smac",
         ),
         OptimizerInfo(
-            "hb", "Hyperband", "smac_family:SMACOptimizer", {"kind": "hb", "eta": 3}, multi_fidelity=True, library="smac"
+            "hb",
+            "Hyperband",
+            "smac_family:SMACOptimizer",
+            {"kind": "hb", "eta": 3},
+            multi_fidelity=True,
+            library="smac",
         ),
         OptimizerInfo(
             "bohb",

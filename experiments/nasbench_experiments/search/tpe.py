@@ -28,7 +28,9 @@ class TPE:
             if param.choices is not None:
                 self.distributions[param.name] = optuna.distributions.CategoricalDistribution(param.choices)
             elif param.integer:
-                self.distributions[param.name] = optuna.distributions.IntDistribution(int(param.lower), int(param.upper))
+                self.distributions[param.name] = optuna.distributions.IntDistribution(
+                    int(param.lower), int(param.upper)
+                )
             else:
                 self.distributions[param.name] = optuna.distributions.FloatDistribution(param.lower, param.upper)
         sampler = optuna.samplers.TPESampler(seed=int(problem.rng.integers(2**31)), **sampler_settings)
