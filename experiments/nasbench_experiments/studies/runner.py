@@ -18,6 +18,7 @@ folder refuses settings that would mix incomparable runs (another encoding, budg
 
 from __future__ import annotations
 
+import itertools
 import json
 import multiprocessing
 import os
@@ -203,7 +204,7 @@ def _ray_results(
     try:
         queue = iter(pending)
         capacity = max(2 * workers, int(ray.cluster_resources().get("CPU", workers)) * 2)
-        running = [remote.remote(study, task, optimum) for task, _ in zip(queue, range(capacity), strict=False)]
+        running = [remote.remote(study, task, optimum) for task in itertools.islice(queue, capacity)]
         while running:
             finished, running = ray.wait(running, num_returns=1)
             for ref in finished:
