@@ -49,6 +49,8 @@ MAX_EDGES = nasbench_config.MAX_EDGES
 OPS: tuple[str, ...] = (api.CONV1X1, api.CONV3X3, api.MAXPOOL3X3)  # the benchmark's order of choices
 OP_NAMES = tuple(f"op_node_{i}" for i in range(VERTICES - 2))
 _ROWS, _COLS = np.triu_indices(VERTICES, k=1)
+_UPPER = _ROWS * VERTICES + _COLS  # flat index of each position
+_EDGE_NAMES = tuple(f"edge_{i}" for i in range(POSITIONS))
 # position i of B's bit list is bit (POSITIONS - 1 - i) of the integer, and gen_is_edge_fn puts bit b on the edge
 # (x, y) with x + y*(y-1)/2 == b: the flat index (x * VERTICES + y) each position of B lands on.
 _B_TARGET = np.zeros(POSITIONS, dtype=np.int64)
@@ -129,6 +131,10 @@ class Encoding:
         matrix = self.matrix(config)
         if int(matrix.sum()) > MAX_EDGES:
             return None
+        return self._spec(matrix, config)
+
+    @staticmethod
+    def _spec(matrix: np.ndarray, config: Mapping[str, Any]) -> api.ModelSpec:
         ops = [api.INPUT, *(str(config[name]) for name in OP_NAMES), api.OUTPUT]
         return api.ModelSpec(matrix, ops)
 
@@ -167,9 +173,19 @@ class EncodingA(Encoding):
     params = (*_OP_PARAMS, *(Param(f"edge_{i}", (0, 1)) for i in range(POSITIONS)))
 
     def matrix(self, config: Mapping[str, Any]) -> np.ndarray:
-        matrix = np.zeros((VERTICES, VERTICES), dtype=np.int8)
-        matrix[_ROWS, _COLS] = [int(config[f"edge_{i}"]) for i in range(POSITIONS)]
-        return matrix
+        return self._matrix([config[name] for name in _EDGE_NAMES])
+
+    def to_spec(self, config: Mapping[str, Any]) -> api.ModelSpec | None:
+        bits = [config[name] for name in _EDGE_NAMES]
+        if sum(bits) > MAX_EDGES:  # counted before building anything: most random configurations stop here
+            return None
+        return self._spec(self._matrix(bits), config)
+
+    @staticmethod
+    def _matrix(bits: list[Any]) -> np.ndarray:
+        flat = np.zeros(VERTICES * VERTICES, dtype=np.int8)
+        flat[_UPPER] = bits
+        return flat.reshape(VERTICES, VERTICES)
 
 
 class EncodingB(Encoding):
@@ -180,7 +196,7 @@ class EncodingB(Encoding):
 
     def matrix(self, config: Mapping[str, Any]) -> np.ndarray:
         flat = np.zeros(VERTICES * VERTICES, dtype=np.int8)
-        flat[_B_TARGET[[int(config[f"edge_{i}"]) for i in range(MAX_EDGES)]]] = 1
+        flat[_B_TARGET[[int(config[name]) for name in _EDGE_NAMES[:MAX_EDGES]]]] = 1
         return flat.reshape(VERTICES, VERTICES)
 
 
@@ -195,7 +211,7 @@ class EncodingC(Encoding):
     )
 
     def matrix(self, config: Mapping[str, Any]) -> np.ndarray:
-        weights = np.array([float(config[f"edge_{i}"]) for i in range(POSITIONS)])
+        weights = np.array([float(config[name]) for name in _EDGE_NAMES])
         chosen = np.argsort(weights)[::-1][: int(config["num_edges"])]
         bits = np.zeros(POSITIONS, dtype=np.int8)
         bits[chosen] = 1

@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 import collections
+import functools
 from typing import Any
 
 import numpy as np
@@ -70,13 +71,18 @@ def mutate_config(parent: dict[str, Any], encoding: Encoding, rng: np.random.Gen
     return child
 
 
+@functools.lru_cache(maxsize=16)
+def _upper(size: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(size, k=1)
+
+
 def mutate_cell(parent: api.ModelSpec, rng: np.random.Generator, nasbench: api.NASBench) -> api.ModelSpec:
     """One edit of the cell, chosen uniformly among its edge flips and op changes, until valid and different."""
     matrix, ops = parent.matrix, parent.ops
     size = len(ops)
     edges = size * (size - 1) // 2
     changes = (size - 2) * (len(OPS) - 1)
-    rows, cols = np.triu_indices(size, k=1)
+    rows, cols = _upper(size)
     for _ in range(_MAX_MUTATION_TRIES):
         move = int(rng.integers(edges + changes))
         child_matrix, child_ops = matrix.copy(), list(ops)
