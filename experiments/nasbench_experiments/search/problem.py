@@ -101,8 +101,10 @@ class Problem:
         self.rng = np.random.default_rng(optimizer_stream)
         self.epochs = tuple(sorted(nasbench.valid_epochs))
         self.elapsed = 0.0
-        self._answers = _answers_of(nasbench)
-        self._specs: dict[Hashable, api.ModelSpec | None] = {}
+        self._answers = _memo_of(nasbench, "specs")  # (pruned matrix, ops, epochs) -> answer or None
+        self._by_config = _memo_of(nasbench, encoding)  # (configuration values, epochs) -> answer or None
+        vector = getattr(self.encoding, "vector", self.encoding)
+        self._names = tuple(param.name for param in vector.params)
         # columns of the record, one entry per evaluation
         self._epochs: list[int] = []
         self._valid: list[bool] = []
@@ -129,13 +131,7 @@ class Problem:
         """The spec of a point: a ModelSpec itself (cells) or a configuration (None: invalid before querying)."""
         if isinstance(point, api.ModelSpec):
             return point
-        key = tuple(point.values()) if type(point) is dict else tuple(dict(point).values())
-        spec = self._specs.get(key, _ABSENT)
-        if spec is _ABSENT:
-            spec = self.encoding.to_spec(point)  # type: ignore[union-attr]
-            if len(self._specs) < _MEMO_LIMIT:
-                self._specs[key] = spec
-        return spec  # type: ignore[return-value]
+        return self.encoding.to_spec(point)  # type: ignore[union-attr]
 
     def evaluate(self, point: Any, epochs: int = FINAL_EPOCHS) -> Evaluation:
         """Train ``point`` for ``epochs`` (simulated): one of its three runs, drawn from this run's generator.
@@ -145,8 +141,17 @@ class Problem:
         """
         if epochs not in self.epochs:
             raise ConfigurationError(f"epochs must be one of {list(self.epochs)}, got {epochs}")
-        spec = self.spec_of(point)
-        answer = None if spec is None else self._answer(spec, epochs)
+        if isinstance(point, api.ModelSpec):
+            answer = self._answer(point, epochs)
+        else:  # a configuration: its answer is memoized by its values (the data and the encoding never change)
+            key = (*map(point.__getitem__, self._names), epochs)
+            answer = self._by_config.get(key, _ABSENT)
+            if answer is _ABSENT:
+                spec = self.spec_of(point)
+                answer = None if spec is None else self._answer(spec, epochs)
+                if len(self._by_config) >= _MEMO_LIMIT:
+                    self._by_config.clear()
+                self._by_config[key] = answer
         if answer is None:
             return self._record(epochs, False, 0.0, 0.0, np.nan, np.nan, -1)
         index = self._repeats.randrange(NUM_REPEATS)
@@ -221,15 +226,18 @@ class Problem:
 
 
 _ABSENT = object()
-_ANSWER_MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[tuple[Any, ...], _Answer]] = weakref.WeakKeyDictionary()
+_MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[str, dict[Hashable, _Answer | None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _answers_of(nasbench: api.NASBench) -> dict[tuple[Any, ...], _Answer]:
-    """The answers memo shared by every run over this NASBench object (the data never changes)."""
-    memo = _ANSWER_MEMOS.get(nasbench)
-    if memo is None:
-        memo = _ANSWER_MEMOS[nasbench] = {}
-    return memo
+def _memo_of(nasbench: api.NASBench, name: str) -> dict[Hashable, _Answer | None]:
+    """A memo of answers shared by every run of this process over this NASBench object (the data never changes,
+    so sharing changes no result, only how often the API is asked)."""
+    memos = _MEMOS.get(nasbench)
+    if memos is None:
+        memos = _MEMOS[nasbench] = {}
+    return memos.setdefault(name, {})
 
 
 def _mean(values: list[float]) -> float:
