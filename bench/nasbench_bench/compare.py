@@ -70,7 +70,7 @@ def _overhead(dataset: str, name: str, iterations: int) -> tuple[list[float], li
 
 
 def run(context: Context) -> ScenarioResult:
-    runs, budget_s, iterations = (10, 1e6, 40) if context.quick else (500, 1e7, 400)
+    runs, budget_s, iterations = (6, 5e5, 30) if context.quick else (500, 1e7, 400)
     workers = 2
     result = ScenarioResult(
         params={

@@ -1,5 +1,5 @@
 """Local search over edit-distance-1 neighbours (as in White et al., 2020, "Local search is state of the art
-for NAS benchmarks"): from a random point, evaluate every not-yet-evaluated neighbour (in random order), move
+for NAS benchmarks"): from a random valid point, evaluate every not-yet-evaluated neighbour (in random order), move
 to the best one if it improves on the current point, else restart from a new random point.
 
 Neighbours: on ``cells``, the data's cells one edit away (``NASBench.neighbors``: one edge flipped or one
@@ -58,7 +58,8 @@ class LocalSearch:
     def tell(self, point: Any, epochs: int, evaluation: Evaluation) -> None:
         self._seen[self._identity(point)] = evaluation.validation_error
         if self._current is None:
-            self._start(point, evaluation.validation_error)
+            if evaluation.valid:  # climb from valid points only (an invalid start is redrawn, at no cost)
+                self._start(point, evaluation.validation_error)
         else:
             self._consider(point, evaluation.validation_error)
 

@@ -115,7 +115,9 @@ class SMACOptimizer:
         self.smac.tell(self._trial, TrialValue(cost=evaluation.validation_error, time=evaluation.cost), save=False)
 
     def close(self) -> None:
-        shutil.rmtree(self._folder, ignore_errors=True)
+        folder = getattr(self, "_folder", None)  # absent when the constructor refused the settings
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def __del__(self) -> None:
         self.close()

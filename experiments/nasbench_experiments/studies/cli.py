@@ -7,6 +7,7 @@ the command runs.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -60,6 +61,10 @@ def _number(text: str, name: str, kind: type) -> float:
     return value
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from nasbench_experiments.studies import report, runner
 
@@ -85,6 +90,7 @@ def run_compare(args: argparse.Namespace) -> int:
         max_evaluations=args.max_evaluations,
     )
     study.check()
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the workers too, as on Ctrl-C
     done = runner.run_study(
         study,
         args.out,

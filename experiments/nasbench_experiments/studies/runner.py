@@ -178,9 +178,11 @@ def _process_results(
                     task = next(queue, None)
                     if task is not None:
                         running.add(pool.submit(_run_in_worker, study, task, optimum))
-        except BaseException:
+        except BaseException:  # interrupted: stop the workers now (finished runs are on disk, whole)
             for future in running:
                 future.cancel()
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
