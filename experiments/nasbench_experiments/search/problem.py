@@ -13,11 +13,11 @@ Usage::
 
 The objective is the paper's benchmark (shared/reference/benchmarking-and-analyses.md §3–4): the validation error
 of one training run at the queried budget, at the cost of that run's training time; a configuration the
-benchmark calls invalid scores error 1 at cost 0. The repeat (one of the three training runs) is drawn from this
-run's own generator, seeded by the run's seed, exactly as ``NASBench(seed=seed)`` would draw them with the global
-``random`` (``randint(0, 2)`` per evaluation) but without touching the global state: runs sharing a process never
-leak randomness into each other, whatever the executor or backend. Optimizers get their own generator
-(``problem.rng``), a separate stream of the same seed.
+benchmark calls invalid scores error 1 at cost 0. The repeat (one of the three training runs) is drawn as the
+original draws it (a uniform ``randint(0, 2)`` per evaluation), but from this run's own ``random.Random``,
+seeded from the run's seed, never from the global ``random``: runs sharing a process never leak randomness into
+each other, whatever the executor or backend. Optimizers get their own generator (``problem.rng``), a separate
+stream of the same seed (``numpy.random.SeedSequence(seed).spawn(2)``).
 
 Only the public API is used (``query`` with the opt-in ``repeat='all'`` policy, ``sample``, ``neighbors``).
 """
