@@ -79,3 +79,15 @@ def test_random_search_incumbent_matches_the_exact_expectation(small_store):
         standard_error = values.std(ddof=1) / math.sqrt(len(values))
         assert abs(values.mean() - expected) < 3 * standard_error, (n, values.mean(), expected, standard_error)
     assert expected_minimum_of_distinct_cells(errors, 1) == pytest.approx(errors.mean(), rel=1e-12)  # exact at n = 1
+
+
+def test_the_best_cell_has_exactly_zero_test_regret(small_store):
+    nasbench = api.NASBench(small_store)
+    best = nasbench.optima()[108]
+    fixed = nasbench.fixed_statistics[best.test_hash]
+    problem = Problem(nasbench, "cells", seed=0, budget_s=1e12)
+    problem.evaluate(api.ModelSpec(fixed["module_adjacency"], fixed["module_operations"]))
+    columns = problem.columns()
+    found = bookkeeping.regrets(columns, best.test_accuracy, best.validation_accuracy)
+    assert found["test_regret"].tolist() == [0.0]
+    assert columns["mean_test_accuracy"][0] == best.test_accuracy
