@@ -226,9 +226,7 @@ class Problem:
 
 
 _ABSENT = object()
-_MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[str, dict[Hashable, _Answer | None]]] = (
-    weakref.WeakKeyDictionary()
-)
+_MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[str, dict[Hashable, _Answer | None]]] = weakref.WeakKeyDictionary()
 
 
 def _memo_of(nasbench: api.NASBench, name: str) -> dict[Hashable, _Answer | None]:
