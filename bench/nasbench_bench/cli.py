@@ -23,8 +23,9 @@ SCENARIOS = {
     "build": "synthetic files built into stores: records/s, peak memory, round trip",
     "load": "load generator: concurrency, duration, request mix, rate limit",
     "analyze": "nasbench analyze in fresh processes: the report without locality, locality; time, peak RSS",
+    "compare": "optimizer study: 500 runs each of RS and RE on 2 workers, store vs server; optimizer overheads",
 }
-REMOTE = {"remote", "concurrency", "cold_start", "load"}
+REMOTE = {"remote", "concurrency", "cold_start", "load", "compare"}
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:

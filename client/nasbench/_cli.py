@@ -28,6 +28,11 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "experiments",
         "the paper's dataset analyses (budget correlation, Pareto, locality, noise, ops) as a report",
     ),
+    "compare": (
+        "nasbench_experiments.studies.cli",
+        "experiments",
+        "compare NAS optimizers over many seeded runs: regret table, report and plots",
+    ),
 }
 
 

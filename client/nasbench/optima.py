@@ -36,6 +36,16 @@ class Optimum(NamedTuple):
     test_row: int
 
 
+class DatasetOptimum(NamedTuple):
+    """The best cells of one budget as the public API names them (original hashes instead of store rows)."""
+
+    epochs: int
+    validation_accuracy: float  # best mean (over repeats) final validation accuracy
+    validation_hash: str  # its cell's original hash (32 hex characters)
+    test_accuracy: float  # best mean (over repeats) final test accuracy
+    test_hash: str
+
+
 def optima(metrics: np.ndarray, epochs: Sequence[int]) -> dict[int, Optimum]:
     """Per budget, the best mean validation and mean test accuracy and their rows.
 

@@ -327,6 +327,31 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         self.requests += 1
         return pb.PingResponse()
 
+    async def GetOptima(self, request: pb.GetOptimaRequest, context: grpc.aio.ServicerContext) -> pb.GetOptimaResponse:
+        """The engine's optima (one pass over the metrics the first time, on the worker thread; then kept)."""
+        self.requests += 1
+        failure = None
+        try:
+            engine = self._ready()
+        except _NotReady as exc:
+            failure = _failure(exc)
+        if failure is not None:
+            await _fail(context, failure)
+        found = await self.off_loop(engine.optima)
+        hashes = engine.store.hashes
+        return pb.GetOptimaResponse(
+            optima=[
+                pb.Optimum(
+                    epochs=epochs,
+                    validation_accuracy=best.validation_accuracy,
+                    validation_hash=hashes[best.validation_row].tobytes(),
+                    test_accuracy=best.test_accuracy,
+                    test_hash=hashes[best.test_row].tobytes(),
+                )
+                for epochs, best in sorted(found.items())
+            ]
+        )
+
 
 _LOADING = "the store is still loading; retry shortly"
 

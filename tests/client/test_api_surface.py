@@ -41,7 +41,7 @@ def test_nasbench_methods_match_the_original() -> None:
         "_hash_spec",
     }
     assert original <= set(dir(api.NASBench))
-    assert {"query_batch", "sample", "neighbors", "close"} <= set(dir(api.NASBench))
+    assert {"query_batch", "sample", "neighbors", "optima", "close"} <= set(dir(api.NASBench))
 
 
 def test_lib_modules() -> None:

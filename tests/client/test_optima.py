@@ -47,3 +47,25 @@ def test_engine_optima_equal_a_brute_force_scan(small_store: Path):
             assert abs(found[budget].test_accuracy - value) < 1e-12
     finally:
         engine.close()
+
+
+def test_api_optima_agree_with_the_engine_on_both_backends(open_nasbench, full_store: Path):
+    """NASBench.optima() (a server answers it with GetOptima) equals the engine's scan, hashes included."""
+    nasbench = open_nasbench(seed=0)
+    engine = Engine.open(full_store)
+    try:
+        expected = engine.optima()
+        hashes = engine.store.hashes
+        found = nasbench.optima()
+        assert sorted(found) == sorted(expected) == sorted(nasbench.valid_epochs)
+        for epochs, best in found.items():
+            assert best.epochs == epochs
+            assert best.test_accuracy == expected[epochs].test_accuracy
+            assert best.validation_accuracy == expected[epochs].validation_accuracy
+            assert best.test_hash == hashes[expected[epochs].test_row].tobytes().hex()
+            assert best.validation_hash == hashes[expected[epochs].validation_row].tobytes().hex()
+        _, computed = nasbench.get_metrics_from_hash(found[108].test_hash)
+        assert np.mean([run["final_test_accuracy"] for run in computed[108]]) == found[108].test_accuracy
+        assert nasbench.get_budget_counters() == (0.0, 0)
+    finally:
+        engine.close()

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterator, Sequence
 from typing import Protocol
 
 from nasbench.engine import Cell
+from nasbench.optima import DatasetOptimum
 
 
 class Backend(Protocol):
@@ -39,5 +40,7 @@ class Backend(Protocol):
     ) -> list[Cell]: ...
 
     def neighbors(self, key: int) -> list[Cell]: ...
+
+    def optima(self) -> dict[int, DatasetOptimum]: ...
 
     def close(self) -> None: ...

@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterator, Sequence
 import numpy as np
 
 from nasbench.engine import Cell, Engine
+from nasbench.optima import DatasetOptimum
 
 
 class LocalBackend:
@@ -57,6 +58,19 @@ class LocalBackend:
 
     def neighbors(self, key: int) -> list[Cell]:
         return [self.engine.cell(row) for row in self.engine.neighbors(key).tolist()]
+
+    def optima(self) -> dict[int, DatasetOptimum]:
+        hashes = self.engine.store.hashes
+        return {
+            epochs: DatasetOptimum(
+                epochs,
+                best.validation_accuracy,
+                hashes[best.validation_row].tobytes().hex(),
+                best.test_accuracy,
+                hashes[best.test_row].tobytes().hex(),
+            )
+            for epochs, best in self.engine.optima().items()
+        }
 
     def close(self) -> None:
         self.engine.close()

@@ -28,6 +28,7 @@ import grpc
 from nasbench import _wire, errors
 from nasbench.backends.cache import DEFAULT_CACHE_CELLS, CellCache
 from nasbench.engine import Cell
+from nasbench.optima import DatasetOptimum
 from nasbench.space import hex_digests
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
@@ -174,6 +175,7 @@ class RemoteBackend:
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self._cache = CellCache(cache_cells)
         self._hashes: bytes | None = None  # every hash in file order, fetched once (16 bytes per cell)
+        self._optima: dict[int, DatasetOptimum] | None = None
         info = self._call("GetInfo", pb.GetInfoRequest(), timeout=DEFAULT_CONNECT_TIMEOUT_S)
         self.info = info
         self.epochs: tuple[int, ...] = tuple(info.epochs)
@@ -259,6 +261,22 @@ class RemoteBackend:
     def neighbors(self, key: int) -> list[Cell]:
         response = self._call("Neighbors", pb.NeighborsRequest(cell=pb.CellRef(key=key)))
         return [self._keep(message) for message in response.cells]
+
+    def optima(self) -> dict[int, DatasetOptimum]:
+        """The server's answer (computed there once, from the data), kept: it never changes."""
+        if self._optima is None:
+            response = self._call("GetOptima", pb.GetOptimaRequest())
+            self._optima = {
+                best.epochs: DatasetOptimum(
+                    best.epochs,
+                    best.validation_accuracy,
+                    best.validation_hash.hex(),
+                    best.test_accuracy,
+                    best.test_hash.hex(),
+                )
+                for best in response.optima
+            }
+        return self._optima
 
     def close(self) -> None:
         """Forget the cache; the process's shared channel stays for other users of the same server."""

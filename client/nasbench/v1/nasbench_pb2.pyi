@@ -266,3 +266,27 @@ class PingRequest(_message.Message):
 class PingResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class GetOptimaRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Optimum(_message.Message):
+    __slots__ = ("epochs", "validation_accuracy", "validation_hash", "test_accuracy", "test_hash")
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_HASH_FIELD_NUMBER: _ClassVar[int]
+    TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    TEST_HASH_FIELD_NUMBER: _ClassVar[int]
+    epochs: int
+    validation_accuracy: float
+    validation_hash: bytes
+    test_accuracy: float
+    test_hash: bytes
+    def __init__(self, epochs: _Optional[int] = ..., validation_accuracy: _Optional[float] = ..., validation_hash: _Optional[bytes] = ..., test_accuracy: _Optional[float] = ..., test_hash: _Optional[bytes] = ...) -> None: ...
+
+class GetOptimaResponse(_message.Message):
+    __slots__ = ("optima",)
+    OPTIMA_FIELD_NUMBER: _ClassVar[int]
+    optima: _containers.RepeatedCompositeFieldContainer[Optimum]
+    def __init__(self, optima: _Optional[_Iterable[_Union[Optimum, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,91 @@
+"""The optimizers by name, with their settings (defaults: the paper's benchmark scripts, reference §3).
+
+Usage::
+
+    from nasbench_experiments.search.registry import OPTIMIZERS, make_optimizer
+    optimizer = make_optimizer("re", problem, population_size=50)
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasbench.errors import ConfigurationError
+from nasbench_experiments.search.problem import Optimizer, Problem
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """How to build one optimizer, and what it needs."""
+
+    name: str
+    title: str
+    target: str  # "module:Class"
+    settings: dict[str, Any] = field(default_factory=dict)
+    multi_fidelity: bool = False
+    library: str = ""  # the third-party package doing the work, if any
+
+    def build(self, problem: Problem, **overrides: Any) -> Optimizer:
+        module_name, _, class_name = self.target.partition(":")
+        try:
+            module = importlib.import_module(f"nasbench_experiments.search.{module_name}")
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"optimizer {self.name} needs {self.library or exc.name}: pip install 'nasbench-server[experiments]'"
+            ) from None
+        return getattr(module, class_name)(problem, **{**self.settings, **overrides})
+
+
+OPTIMIZERS: dict[str, OptimizerInfo] = {
+    info.name: info
+    for info in (
+        OptimizerInfo("rs", "random search", "random_search:RandomSearch"),
+        OptimizerInfo(
+            "re",
+            "regularized evolution",
+            "evolution:RegularizedEvolution",
+            {"population_size": 100, "tournament_size": 10},
+        ),
+        OptimizerInfo("ls", "local search", "local_search:LocalSearch"),
+        OptimizerInfo("rl", "REINFORCE", "reinforce:Reinforce", {"learning_rate": 0.1, "momentum": 0.9}),
+        OptimizerInfo("tpe", "TPE", "tpe:TPE", library="optuna"),
+        OptimizerInfo(
+            "smac",
+            "SMAC",
+            "smac_family:SMACOptimizer",
+            {"kind": "smac", "n_trees": 10, "random_fraction": 1 / 3, "max_config_calls": 4},
+            library="smac",
+        ),
+        OptimizerInfo(
+            "hb",
+            "Hyperband",
+            "smac_family:SMACOptimizer",
+            {"kind": "hb", "eta": 3},
+            multi_fidelity=True,
+            library="smac",
+        ),
+        OptimizerInfo(
+            "bohb",
+            "BOHB",
+            "smac_family:SMACOptimizer",
+            {"kind": "bohb", "eta": 3, "n_trees": 10, "random_fraction": 1 / 3},
+            multi_fidelity=True,
+            library="smac",
+        ),
+    )
+}
+
+
+def optimizer_info(name: str) -> OptimizerInfo:
+    """The optimizer called ``name``; ConfigurationError naming the choices otherwise."""
+    info = OPTIMIZERS.get(name)
+    if info is None:
+        raise ConfigurationError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+    return info
+
+
+def make_optimizer(name: str, problem: Problem, **overrides: Any) -> Optimizer:
+    """A fresh optimizer for one run (its randomness comes from ``problem.rng``)."""
+    return optimizer_info(name).build(problem, **overrides)

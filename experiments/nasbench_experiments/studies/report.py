@@ -1,0 +1,238 @@
+"""The study's report, redrawn from its saved runs: summary (CSV and Markdown) and the paper's two figures.
+
+- ``regret.png``: test regret against estimated wall-clock (the summed training time of the queries), log-log,
+  every optimizer in one plot: the mean over runs (solid), the median (dashed) and the quartile band.
+- ``ecdf.png``: the empirical CDF of the final test regret (at the budget) over all runs of each optimizer.
+
+Regrets of exactly 0 (the run found the best cell) are drawn at ``REGRET_FLOOR`` on the log axes.
+
+Usage::
+
+    from nasbench_experiments.studies.report import render
+    render(Path("study"))       # reads study.json and runs/, writes summary.csv, report.md, regret.png, ecdf.png
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nasbench_experiments.search.registry import OPTIMIZERS
+from nasbench_experiments.studies import bookkeeping, runner, table
+
+REGRET_FLOOR = 1e-5
+LEVELS = (1e-2, 1e-3)
+GRID_POINTS = 200
+
+
+@dataclass
+class Run:
+    optimizer: str
+    seed: int
+    time: np.ndarray  # float64[n] cumulative simulated seconds
+    test_regret: np.ndarray  # float64[n]
+    validation_regret: np.ndarray  # float64[n]
+    valid: np.ndarray  # bool[n]
+
+
+def load_runs(out: Path) -> list[Run]:
+    """Every finished run of the study in ``out``."""
+    rows = table.read_runs(runner.finished_runs(out))
+    if rows.num_rows == 0:
+        return []
+    optimizer = np.asarray(rows.column("optimizer").cast("string").to_pylist(), dtype=object)
+    seed = rows.column("seed").to_numpy()
+    columns = {name: rows.column(name).to_numpy() for name in ("time", "test_regret", "validation_regret", "valid")}
+    starts = np.flatnonzero(rows.column("step").to_numpy() == 0)
+    ends = [*starts[1:].tolist(), rows.num_rows]
+    return [
+        Run(
+            str(optimizer[start]),
+            int(seed[start]),
+            columns["time"][start:end],
+            columns["test_regret"][start:end],
+            columns["validation_regret"][start:end],
+            columns["valid"][start:end],
+        )
+        for start, end in zip(starts.tolist(), ends, strict=True)
+    ]
+
+
+def summarize(runs: list[Run], budget_s: float) -> list[dict[str, Any]]:
+    """Per optimizer: final regrets (median, quartiles), time to reach each level, evaluations per run."""
+    rows = []
+    for name in dict.fromkeys(run.optimizer for run in runs):
+        mine = [run for run in runs if run.optimizer == name]
+        final = np.array([bookkeeping.regret_at(r.time, r.test_regret, np.array([budget_s]))[0] for r in mine])
+        final_validation = np.array(
+            [bookkeeping.regret_at(r.time, r.validation_regret, np.array([budget_s]))[0] for r in mine]
+        )
+        row: dict[str, Any] = {
+            "optimizer": name,
+            "runs": len(mine),
+            "final_test_regret_median": _quantile(final, 0.5),
+            "final_test_regret_q25": _quantile(final, 0.25),
+            "final_test_regret_q75": _quantile(final, 0.75),
+            "final_validation_regret_median": _quantile(final_validation, 0.5),
+        }
+        for level in LEVELS:
+            reach = np.array([bookkeeping.time_to_reach(r.time, r.test_regret, level, budget_s) for r in mine])
+            row[f"time_to_{level:g}_median_s"] = float(np.median(reach))
+            row[f"reached_{level:g}_fraction"] = float(np.mean(np.isfinite(reach)))
+        row["evaluations_median"] = float(np.median([len(r.time) for r in mine]))
+        row["valid_evaluations_median"] = float(np.median([int(r.valid.sum()) for r in mine]))
+        rows.append(row)
+    return rows
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    finite = values[~np.isnan(values)]
+    return float(np.quantile(finite, q)) if len(finite) else math.nan
+
+
+def regret_grid(runs: list[Run], budget_s: float) -> np.ndarray:
+    """The log-spaced time grid of the regret plot: from the earliest first evaluation to the budget."""
+    starts = [r.time[np.argmax(r.time > 0)] for r in runs if np.any(r.time > 0)]
+    first = max(min(starts), budget_s * 1e-6) if starts else budget_s * 1e-3
+    return np.logspace(math.log10(first), math.log10(budget_s), GRID_POINTS)
+
+
+def plot_regret(runs: list[Run], budget_s: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = regret_grid(runs, budget_s)
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for index, name in enumerate(dict.fromkeys(run.optimizer for run in runs)):
+        curves = np.array([bookkeeping.regret_at(r.time, r.test_regret, grid) for r in runs if r.optimizer == name])
+        started = np.mean(~np.isnan(curves), axis=0) >= 0.5  # drawn where most runs have an incumbent
+        with warnings.catch_warnings():  # all-NaN columns (before any incumbent) are not drawn anyway
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(curves, axis=0)
+            q25, median, q75 = np.nanquantile(curves, [0.25, 0.5, 0.75], axis=0)
+        color = f"C{index}"
+        label = f"{OPTIMIZERS[name].title if name in OPTIMIZERS else name} ({len(curves)} runs)"
+        axes.plot(grid[started], np.maximum(mean[started], REGRET_FLOOR), color=color, label=label)
+        axes.plot(grid[started], np.maximum(median[started], REGRET_FLOOR), color=color, linestyle="--", lw=0.9)
+        axes.fill_between(
+            grid[started],
+            np.maximum(q25[started], REGRET_FLOOR),
+            np.maximum(q75[started], REGRET_FLOOR),
+            color=color,
+            alpha=0.15,
+            lw=0,
+        )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("estimated wall-clock time (summed training time, s)")
+    axes.set_ylabel("test regret")
+    axes.set_title("mean test regret (dashed: median; band: quartiles)")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(_temporary(path), format="png")
+    plt.close(figure)
+    _commit(path)
+
+
+def plot_ecdf(runs: list[Run], budget_s: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for index, name in enumerate(dict.fromkeys(run.optimizer for run in runs)):
+        final = np.array(
+            [bookkeeping.regret_at(r.time, r.test_regret, np.array([budget_s]))[0] for r in runs if r.optimizer == name]
+        )
+        final = np.sort(np.maximum(final[~np.isnan(final)], REGRET_FLOOR))
+        if not len(final):
+            continue
+        label = OPTIMIZERS[name].title if name in OPTIMIZERS else name
+        axes.step(final, np.arange(1, len(final) + 1) / len(final), where="post", color=f"C{index}", label=label)
+    axes.set_xscale("log")
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel(f"final test regret after {budget_s:.3g} simulated seconds (0 drawn at {REGRET_FLOOR:g})")
+    axes.set_ylabel("fraction of runs")
+    axes.set_title("empirical CDF of the final test regret")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(_temporary(path), format="png")
+    plt.close(figure)
+    _commit(path)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def _commit(path: Path) -> None:
+    table.write_atomic(path, _temporary(path).read_bytes())
+    _temporary(path).unlink()
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return "∞" if value == math.inf else ("–" if math.isnan(value) else f"{value:.3g}")
+    return str(value)
+
+
+def render(out: Path) -> dict[str, Path]:
+    """Write summary.csv, report.md, regret.png and ecdf.png into ``out`` from its saved runs."""
+    record = runner.load_study(out)
+    budget_s = float(record["budget_s"])
+    runs = load_runs(out)
+    rows = summarize(runs, budget_s)
+    written = {}
+    if rows:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        written["summary"] = out / "summary.csv"
+        table.write_atomic(written["summary"], buffer.getvalue().encode())
+        written["regret"] = out / "regret.png"
+        plot_regret(runs, budget_s, written["regret"])
+        written["ecdf"] = out / "ecdf.png"
+        plot_ecdf(runs, budget_s, written["ecdf"])
+    written["report"] = out / "report.md"
+    table.write_atomic(written["report"], markdown(record, rows, len(runs)).encode())
+    return written
+
+
+def markdown(record: dict[str, Any], rows: list[dict[str, Any]], finished: int) -> str:
+    optimum = record["optimum"]
+    expected = len(record["optimizers"]) * record["runs"]
+    lines = [
+        "# Optimizer comparison on NAS-Bench-101",
+        "",
+        f"- dataset: `{record['dataset']}` ({optimum['cells']} cells, budgets {optimum['epochs']} epochs)",
+        f"- best mean test accuracy at 108 epochs: {optimum['best_test_accuracy']:.6f}; best mean validation "
+        f"accuracy: {optimum['best_validation_accuracy']:.6f} (from the data)",
+        f"- encoding: {record['encoding']}; budget: {record['budget_s']:.3g} simulated seconds per run; "
+        f"seeds {record['first_seed']} to {record['first_seed'] + record['runs'] - 1}",
+        f"- runs finished: {finished} of {expected}",
+        "",
+        "Regret as the paper's benchmark code computes it: the incumbent (lowest validation error at the queried "
+        "budget so far) has test regret = its mean test error over the 3 runs at 108 epochs − the best mean test "
+        "error of the dataset. The time axis is the summed training time of the queries.",
+        "",
+    ]
+    if rows:
+        headers = list(rows[0])
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(_format(row[h]) for h in headers) + " |" for row in rows]
+        lines += ["", "![test regret over estimated wall-clock](regret.png)", "", "![ECDF of final regret](ecdf.png)"]
+    lines += ["", "All rows: `results.parquet` (one row per evaluation; `pandas.read_parquet`).", ""]
+    return "\n".join(lines)
