@@ -26,7 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from nasbench.engine import Engine
 from nasbench.errors import ConfigurationError
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench_server import logs, security
+from nasbench_server import logs, metrics, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
 from nasbench_server.servicer import NasbenchServicer
@@ -50,7 +50,8 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     security.check_exposure(config)
-    interceptors = [security.TokenInterceptor(config.token)] if config.token else []
+    interceptors = [*metrics.interceptors(config.metrics_port)]  # outermost: refused calls count too
+    interceptors += [security.TokenInterceptor(config.token)] if config.token else []
     server = grpc.aio.server(
         options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
     )
@@ -88,6 +89,7 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
         if opened.done():
             engine = opened.result()  # a store that fails to open stops the server with its error
             servicer.attach(engine)
+            metrics.store_opened(engine)
             for name in ("", SERVICE_NAME):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
             log.info(
@@ -104,6 +106,7 @@ async def serve(config: ServerConfig, on_bound: Callable[[int], None] | None = N
         await server.stop(0)
         raise
     log.info("draining", extra={"grace_s": config.grace_s})
+    metrics.draining()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
     log.info("stopped", extra={"requests_served": servicer.requests})
@@ -183,7 +186,14 @@ def run(config: ServerConfig, port_file: Path | None = None) -> None:
     """
     logs.setup(config.log_level)
     if config.workers <= 1:
-        _run_loop(serve(config, on_bound=None if port_file is None else lambda port: _write_port(port_file, port)))
+        # a supervised worker (reuse_port) only records metrics: its parent serves the sum of all workers
+        serves_metrics = config.metrics_port is not None and not config.reuse_port
+        stop_metrics = metrics.serve_http(config.host, config.metrics_port) if serves_metrics else None
+        try:
+            _run_loop(serve(config, on_bound=None if port_file is None else lambda port: _write_port(port_file, port)))
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
         return
     if config.port == 0:
         raise ConfigurationError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
@@ -192,6 +202,13 @@ def run(config: ServerConfig, port_file: Path | None = None) -> None:
     worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=run, args=(worker_config,), daemon=False) for _ in range(config.workers)]
+    with metrics.supervising(config.host, config.metrics_port) as worker_exited:
+        _supervise(processes, config, port_file, worker_exited)
+
+
+def _supervise(
+    processes: list[Any], config: ServerConfig, port_file: Path | None, worker_exited: Callable[[int], None]
+) -> None:
     for process in processes:
         process.start()
     if port_file is not None:
@@ -207,6 +224,7 @@ def run(config: ServerConfig, port_file: Path | None = None) -> None:
     signal.signal(signal.SIGINT, forward)
     for process in processes:
         process.join()
+        worker_exited(process.pid)
 
 
 def _write_port(path: Path, port: int) -> None:

@@ -39,6 +39,7 @@ class ServerConfig:
     tls_key: Path | None = None  # PEM private key
     token: str | None = None  # shared bearer token every call but health must carry
     insecure: bool = False  # allow a non-loopback bind without TLS or token
+    metrics_port: int | None = None  # serve Prometheus metrics on host:metrics_port (None: no metrics)
 
     @property
     def address(self) -> str:
