@@ -10,6 +10,8 @@
 - Cells are immutable, so every fetched cell (all budgets, all repeats) is kept in a bounded cache: a repeated
   cell costs a dictionary lookup, while the random draw and the budget stay in the API, as in the original.
 - gRPC errors become the project's errors at one boundary (``map_rpc_errors``): never a raw ``grpc.RpcError``.
+- Every call and cache lookup is counted per target in ``STATS`` (plain integers); ``nasbench.client_metrics``
+  exports them, with gRPC's retries, to a Prometheus registry when asked.
 """
 
 from __future__ import annotations
@@ -104,8 +106,49 @@ _channels: dict[tuple[str, str], grpc.Channel] = {}
 _channels_lock = threading.Lock()
 
 
+class ClientStats:
+    """What this process's remote clients did, per gRPC target: calls by method and final status code, and
+    cell lookups answered from the cache or not. Counters under one lock (clients may share threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[tuple[str, str, str], int] = {}  # (target, method, status code name) -> calls
+        self._lookups: dict[tuple[str, bool], int] = {}  # (target, answered from the cache) -> lookups
+
+    @contextlib.contextmanager
+    def counted(self, target: str, method: str) -> Iterator[None]:
+        """Counts the call made inside the block, with the status code it ended with."""
+        code = "OK"
+        try:
+            yield
+        except grpc.RpcError as error:
+            code = error.code().name if hasattr(error, "code") and error.code() is not None else "UNKNOWN"
+            raise
+        finally:
+            with self._lock:
+                self._calls[target, method, code] = self._calls.get((target, method, code), 0) + 1
+
+    def lookups(self, target: str, hits: int, misses: int) -> None:
+        with self._lock:
+            self._lookups[target, True] = self._lookups.get((target, True), 0) + hits
+            self._lookups[target, False] = self._lookups.get((target, False), 0) + misses
+
+    def snapshot(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, bool], int]]:
+        with self._lock:
+            return dict(self._calls), dict(self._lookups)
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._calls.clear()
+        self._lookups.clear()
+
+
+STATS = ClientStats()
+
+
 def _forget_channels_after_fork() -> None:
     _channels.clear()  # the parent's channels belong to the parent; children open their own
+    STATS.reset()  # and count their own calls
 
 
 os.register_at_fork(after_in_child=_forget_channels_after_fork)
@@ -190,7 +233,7 @@ class RemoteBackend:
         return pb_grpc.NasbenchStub(shared_channel(self.target, self._credentials))
 
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        with map_rpc_errors(self.address):
+        with map_rpc_errors(self.address), STATS.counted(self.target, method):
             return getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
 
     def __len__(self) -> int:
@@ -204,6 +247,7 @@ class RemoteBackend:
 
     def cell_by_key(self, key: int) -> Cell | None:
         cell = self._cache.get(key)
+        STATS.lookups(self.target, cell is not None, cell is None)
         if cell is not None:
             return cell
         try:
@@ -213,8 +257,10 @@ class RemoteBackend:
 
     def cell_by_hash(self, digest: bytes) -> Cell | None:
         key = self._key_of_digest.get(digest)
-        if key is not None and key in self._cache:
-            return self._cache[key]
+        cell = None if key is None else self._cache.get(key)
+        STATS.lookups(self.target, cell is not None, cell is None)
+        if cell is not None:
+            return cell
         try:
             return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(hash=digest))))
         except errors.UnknownCellError:
@@ -222,6 +268,7 @@ class RemoteBackend:
 
     def cells_by_keys(self, keys: Sequence[int]) -> list[Cell | None]:
         missing = sorted({key for key in keys if key not in self._cache})
+        STATS.lookups(self.target, len(keys) - len(missing), len(missing))
         if missing:
             response = self._call("QueryBatch", pb.QueryBatchRequest(keys=missing))
             found = np.frombuffer(response.found, dtype=np.uint8)
@@ -237,7 +284,7 @@ class RemoteBackend:
         return [self._cache.get(key) for key in keys]
 
     def hash_strings(self) -> Iterator[str]:
-        with map_rpc_errors(self.address):
+        with map_rpc_errors(self.address), STATS.counted(self.target, "ListCells"):
             for chunk in self._stub.ListCells(pb.ListCellsRequest(), timeout=None, metadata=self._metadata):
                 yield from hex_digests(chunk.hashes)
 
