@@ -13,8 +13,9 @@
 #            3 server replicas turn healthy, the example optimizer exits 0, the compose Prometheus scrapes all
 #            3 replicas and sees the calls each served, the replicas stop with exit code 0. Then one container
 #            over that volume: healthy, a query with the token (a wrong one refused), metrics on its port,
-#            non-root, and `docker stop` (SIGTERM) while a stream and batches are in flight: they all finish,
-#            exit code 0. Everything started is removed; the last line is the summary.
+#            non-root, and `docker stop` (SIGTERM) while two streams are in flight (one still sending queries):
+#            both finish, every query answered, exit code 0. Everything started is removed; the last line is the
+#            summary.
 #   all      prepare, then check (the default)
 #   .ci/container-checks.sh [prepare|check|all]        (PYTHON: the project's venv python, default .venv)
 set -uo pipefail
@@ -199,28 +200,33 @@ container_checks() {
   local uid pid1_uid; uid=$($DOCKER exec "$CNAME" id -u); pid1_uid=$($DOCKER exec "$CNAME" awk '/^Uid:/{print $2}' /proc/1/status)
   [ -n "$uid" ] && [ "$uid" != 0 ] && [ "$pid1_uid" != 0 ] || fail "the container runs as root (uid $uid, pid 1 uid $pid1_uid)"
   echo "container: runs as uid $uid ($($DOCKER exec "$CNAME" id -un)), pid 1 too"
-  DOCKER=$DOCKER "$PYTHON" "$ROOT/.ci/container_checks.py" drain "127.0.0.1:$port" "$token" "$CNAME" || fail "drain"
+  DOCKER=$DOCKER "$PYTHON" "$ROOT/.ci/container_checks.py" drain "127.0.0.1:$port" "$token" "$CNAME" \
+    || { $DOCKER logs "$CNAME" 2>&1 | tail -5; fail "drain"; }
   local rc; rc=$($DOCKER inspect -f '{{.State.ExitCode}}' "$CNAME")
   [ "$rc" = 0 ] && $DOCKER logs "$CNAME" 2>&1 | grep -q '"msg": "stopped"' || fail "docker stop: exit code $rc"
   echo "container: SIGTERM drained and stopped with exit code 0"
 }
 
-T0=$(now)
-[ "$PHASE" = all ] && trap cleanup EXIT
+prepare() {
+  local t0; t0=$(now)
+  engine; base_image; build; prometheus_image; compose_binary
+  echo "container checks: prepared in $(secs "$t0" "$(now)")s"
+}
+
+check() {
+  trap cleanup EXIT
+  $DOCKER info > /dev/null 2>&1 || fail "no Docker daemon (run the prepare phase first)"
+  $DOCKER image inspect "$IMG" > /dev/null 2>&1 || fail "no image $IMG (run the prepare phase first)"
+  local t; t=$(now)
+  compose_checks
+  container_checks
+  echo "container checks: all passed in $(secs "$t" "$(now)")s (image $IMG $(( $($DOCKER image inspect -f '{{.Size}}' "$IMG") / 1000000 )) MB)"
+}
+
 case $PHASE in
-  prepare|all)
-    engine; base_image; build; prometheus_image; compose_binary
-    echo "container checks: prepared in $(secs "$T0" "$(now)")s"
-    ;;&
-  check|all)
-    trap cleanup EXIT
-    $DOCKER info > /dev/null 2>&1 || fail "no Docker daemon (run the prepare phase first)"
-    $DOCKER image inspect "$IMG" > /dev/null 2>&1 || fail "no image $IMG (run the prepare phase first)"
-    t=$(now)
-    compose_checks
-    container_checks
-    echo "container checks: all passed in $(secs "$t" "$(now)")s (image $IMG $(( $($DOCKER image inspect -f '{{.Size}}' "$IMG") / 1000000 )) MB)"
-    ;;
+  prepare) prepare ;;
+  check) check ;;
+  all) trap cleanup EXIT; prepare; check ;;
   stop) stop_daemon ;;
   *) echo "usage: $0 [prepare|check|all|stop]"; exit 2 ;;
 esac

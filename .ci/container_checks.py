@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -60,25 +61,48 @@ def query(address: str, token: str, metrics_url: str) -> str:
 
 
 def drain(address: str, token: str, container: str) -> str:
-    """``docker stop`` while a ListCells stream and unary calls are in flight: all of them finish."""
+    """``docker stop`` while two streams are in flight: a ListCells stream, and a QueryStream that keeps sending
+    queries after the SIGTERM; both finish completely, every query answered, and the container exits 0."""
     metadata = (("authorization", f"Bearer {token}"),)
     target = address.removeprefix("grpc://")
     with grpc.insecure_channel(target) as channel:
         stub = pb_grpc.NasbenchStub(channel)
-        stream = stub.ListCells(pb.ListCellsRequest(chunk_size=64), metadata=metadata, timeout=60)
-        received = len(next(stream).hashes) // 16  # the stream is open; the rest is sent while the server drains
-        keys = pb.QueryBatchRequest(keys=list(range(1, 5_000)))
-        batches = [stub.QueryBatch.future(keys, metadata=metadata, timeout=60) for _ in range(4)]  # sent now
+        listing = stub.ListCells(pb.ListCellsRequest(chunk_size=64), metadata=metadata, timeout=60)
+        first = next(listing).hashes  # the stream is open; the rest is sent while the server drains
+        received = len(first) // 16
+        requests: queue.Queue[pb.QueryRequest | None] = queue.Queue()
+        answers = stub.QueryStream(iter(requests.get, None), metadata=metadata, timeout=60)
+
+        def ask(start: int, count: int) -> list[pb.QueryResponse]:
+            for index in range(start, start + count):
+                digest = first[16 * (index % 64) : 16 * (index % 64 + 1)]
+                requests.put(pb.QueryRequest(cell=pb.CellRef(hash=digest), epochs=108, request_id=index))
+            return [next(answers) for _ in range(count)]
+
+        before = ask(0, 10)
         started = time.monotonic()
         docker = os.environ.get("DOCKER", "docker")
         stop = subprocess.Popen([docker, "stop", "-t", "30", container], stdout=subprocess.DEVNULL)
-        received += sum(len(chunk.hashes) // 16 for chunk in stream)
-        counts = [future.result().count for future in batches]
+        try:
+            after = ask(10, 200)  # sent on the open stream while the server drains
+            requests.put(None)
+            assert next(answers, None) is None
+            received += sum(len(chunk.hashes) // 16 for chunk in listing)
+        except grpc.RpcError as error:
+            raise AssertionError(
+                f"a stream in flight at SIGTERM ended with {error.code().name} ({received} of {CELLS} hashes) "
+                f"{time.monotonic() - started:.1f}s after docker stop"
+            ) from None
+        streamed = time.monotonic() - started
         assert stop.wait(60) == 0, "docker stop failed"
     assert received == CELLS, f"the stream in flight at SIGTERM ended early: {received} of {CELLS} hashes"
-    assert counts == [4_999] * 4, f"batches in flight at SIGTERM: {counts}"
+    answered = [a.request_id for a in before + after if not a.HasField("error") and a.runs]
+    assert answered == list(range(210)), f"queries answered on the stream: {len(answered)} of 210"
     seconds = time.monotonic() - started
-    return f"drained: a {CELLS}-hash stream and 4 batches in flight finished; stopped in {seconds:.1f}s"
+    return (
+        f"drained: a {CELLS}-hash ListCells stream and a QueryStream answering 200 queries sent after the SIGTERM "
+        f"finished {streamed:.1f}s after docker stop; stopped in {seconds:.1f}s"
+    )
 
 
 def prometheus(api_url: str, replicas: int) -> str:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -108,12 +109,14 @@ _channels_lock = threading.Lock()
 
 class ClientStats:
     """What this process's remote clients did, per gRPC target: calls by method and final status code, and
-    cell lookups answered from the cache or not. Counters under one lock (clients may share threads)."""
+    cell lookups answered from the cache (hits) or not. Safe across threads by construction: a cache hit, the
+    hot path, is one ``next()`` on an ``itertools.count`` (atomic, tens of nanoseconds); the rest takes a lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: dict[tuple[str, str, str], int] = {}  # (target, method, status code name) -> calls
-        self._lookups: dict[tuple[str, bool], int] = {}  # (target, answered from the cache) -> lookups
+        self._hits: dict[str, itertools.count[int]] = {}  # target -> one tick per cache hit
+        self._lookups: dict[tuple[str, bool], int] = {}  # (target, hit) -> lookups counted in bulk
 
     @contextlib.contextmanager
     def counted(self, target: str, method: str) -> Iterator[None]:
@@ -128,19 +131,32 @@ class ClientStats:
             with self._lock:
                 self._calls[target, method, code] = self._calls.get((target, method, code), 0) + 1
 
+    def hit(self, target: str) -> None:
+        counter = self._hits.get(target)
+        if counter is None:
+            with self._lock:
+                counter = self._hits.setdefault(target, itertools.count())
+        next(counter)
+
     def lookups(self, target: str, hits: int, misses: int) -> None:
         with self._lock:
             self._lookups[target, True] = self._lookups.get((target, True), 0) + hits
             self._lookups[target, False] = self._lookups.get((target, False), 0) + misses
 
     def snapshot(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, bool], int]]:
+        """(calls by target, method and code; lookups by target and hit or miss)."""
         with self._lock:
-            return dict(self._calls), dict(self._lookups)
+            lookups = dict(self._lookups)
+            for target, counter in self._hits.items():
+                ticks = int(repr(counter)[len("count(") : -1])  # the count's next value: the ticks so far
+                lookups[target, True] = lookups.get((target, True), 0) + ticks
+            return dict(self._calls), lookups
 
     def reset(self) -> None:
         self._lock = threading.Lock()
-        self._calls.clear()
-        self._lookups.clear()
+        self._calls = {}
+        self._hits = {}
+        self._lookups = {}
 
 
 STATS = ClientStats()
@@ -247,9 +263,10 @@ class RemoteBackend:
 
     def cell_by_key(self, key: int) -> Cell | None:
         cell = self._cache.get(key)
-        STATS.lookups(self.target, cell is not None, cell is None)
         if cell is not None:
+            STATS.hit(self.target)
             return cell
+        STATS.lookups(self.target, 0, 1)
         try:
             return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(key=key))))
         except errors.UnknownCellError:
@@ -258,9 +275,10 @@ class RemoteBackend:
     def cell_by_hash(self, digest: bytes) -> Cell | None:
         key = self._key_of_digest.get(digest)
         cell = None if key is None else self._cache.get(key)
-        STATS.lookups(self.target, cell is not None, cell is None)
         if cell is not None:
+            STATS.hit(self.target)
             return cell
+        STATS.lookups(self.target, 0, 1)
         try:
             return self._keep(self._call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(hash=digest))))
         except errors.UnknownCellError:
