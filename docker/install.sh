@@ -1,17 +1,17 @@
 #!/bin/sh
-# The image's install steps, shared by the Dockerfile and the test that replays them in a fresh virtualenv.
-#   install.sh wheels SOURCE WHEELS   build wheels of the project and its pinned dependencies (build stage)
-#   install.sh install WHEELS         install them, offline (runtime stage)
+# The image's install step, shared by the Dockerfile's build stage and the test that replays it:
+#   install.sh SOURCE VENV
+# A virtual environment without pip or setuptools, holding exactly the packages pinned in
+# docker/requirements.lock (wheels only, --no-deps: nothing unpinned comes in), then the project itself without
+# dependencies (its build backend pinned by docker/build-constraints.txt). pip check proves the lock complete,
+# the server and builder modules must import, and numpy's own test suites (17 MB never imported) are removed.
 set -eu
-case "$1" in
-  wheels)
-    pip wheel --no-cache-dir --wheel-dir "$3" --constraint "$2/docker/constraints.txt" "$2[server,builder]"
-    ;;
-  install)
-    pip install --no-cache-dir --no-index --find-links "$2" "nasbench-server[server,builder]"
-    ;;
-  *)
-    echo "usage: install.sh wheels SOURCE WHEELS | install.sh install WHEELS" >&2
-    exit 2
-    ;;
-esac
+SOURCE=$1
+VENV=$2
+python -m venv --without-pip "$VENV"
+pip_in_venv() { python -m pip --python "$VENV/bin/python" --disable-pip-version-check "$@"; }
+pip_in_venv install --no-cache-dir --no-deps --only-binary=:all: --requirement "$SOURCE/docker/requirements.lock"
+PIP_CONSTRAINT="$SOURCE/docker/build-constraints.txt" pip_in_venv install --no-cache-dir --no-deps "$SOURCE"
+pip_in_venv check
+"$VENV/bin/python" -c "import nasbench_server.app, nasbench_server.metrics, nasbench_builder.writer"
+find "$VENV" -type d -path "*/site-packages/numpy/*" -name tests -prune -exec rm -rf {} +

@@ -30,6 +30,7 @@ from nasbench.backends.remote import (
     BATCH_CHUNK,
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
+    STATS,
     channel_credentials,
     channel_options,
     grpc_target,
@@ -58,7 +59,7 @@ class AsyncNASBench(_Surface):
         self._setup(seed, repeat)
         self.address = address
         self.timeout = timeout or DEFAULT_TIMEOUT_S
-        target = grpc_target(address)
+        target = self._target = grpc_target(address)
         credentials = channel_credentials(address, tls_ca)
         self._channel = (
             grpc.aio.secure_channel(target, credentials, options=channel_options())
@@ -92,7 +93,10 @@ class AsyncNASBench(_Surface):
 
     async def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
         try:
-            return await getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            with STATS.counted(self._target, method):
+                return await getattr(self._stub, method)(
+                    request, timeout=timeout or self.timeout, metadata=self._metadata
+                )
         except grpc.RpcError as error:
             raise translate(error, self.address) from error
 
@@ -112,7 +116,9 @@ class AsyncNASBench(_Surface):
     async def _cell_of_spec(self, model_spec: ModelSpec) -> Cell:
         key = domain.check_spec(model_spec, self.config)
         if key is not None:
-            cell = self._cache.by_key(key) or await self._fetch(pb.CellRef(key=key))
+            cached = self._cache.by_key(key)
+            STATS.lookups(self._target, cached is not None, cached is None)
+            cell = cached or await self._fetch(pb.CellRef(key=key))
             if cell is not None:
                 return cell
         module_hash = self._hash_spec(model_spec)
@@ -124,6 +130,7 @@ class AsyncNASBench(_Surface):
     async def _cell_of_hash(self, module_hash: Any) -> Cell:
         digest = _digest(module_hash)
         cell = None if digest is None else self._cache.by_digest(digest)
+        STATS.lookups(self._target, cell is not None, cell is None)
         if cell is None and digest is not None:
             cell = await self._fetch(pb.CellRef(hash=digest))
         if cell is None:

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from nasbench.engine import Engine
 from nasbench.errors import ConfigurationError, StoreCorruptError
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench_server import logs, security
+from nasbench_server import logs, metrics, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
 from nasbench_server.servicer import NasbenchServicer
@@ -62,7 +62,8 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     security.check_exposure(config)
-    interceptors = [security.TokenInterceptor(config.token)] if config.token else []
+    interceptors = [*metrics.interceptors(config.metrics_port)]  # outermost: refused calls count too
+    interceptors += [security.TokenInterceptor(config.token)] if config.token else []
     server = grpc.aio.server(
         options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
     )
@@ -100,6 +101,7 @@ async def serve(
         if opened.done():
             engine = opened.result()  # a store that fails to open stops the server with its error
             servicer.attach(engine)
+            metrics.store_opened(engine)
             await _set_health(health_servicer, health_pb2.HealthCheckResponse.SERVING)
             log.info(
                 "serving",
@@ -126,6 +128,7 @@ async def serve(
         raise
     cancel.set()
     log.info("draining", extra={"grace_s": config.grace_s})
+    metrics.draining()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_s)
     log.info("stopped", extra={"requests_served": servicer.requests})
@@ -284,14 +287,22 @@ def run(config: ServerConfig, port_file: Path | None = None) -> int:
     """
     logs.setup(config.log_level)
     if config.workers <= 1:
-        run_loop(serve(config, on_bound=None if port_file is None else lambda port: write_port(port_file, port)))
+        # a supervised worker (reuse_port) only records metrics: its parent serves the sum of all workers
+        serves_metrics = config.metrics_port is not None and not config.reuse_port
+        stop_metrics = metrics.serve_http(config.host, config.metrics_port) if serves_metrics else None
+        try:
+            run_loop(serve(config, on_bound=None if port_file is None else lambda port: write_port(port_file, port)))
+        finally:
+            if stop_metrics is not None:
+                stop_metrics()
         return 0
     if config.port == 0:
         raise ConfigurationError("--workers > 1 needs a fixed --port (each worker would pick its own port)")
     security.check_exposure(config)
     store = _store_path(config)
     worker_config = dataclasses.replace(config, store=Path(store), reuse_port=True, workers=1)
-    return Supervisor(worker_config, config.workers, port_file).run()
+    with metrics.supervising(config.host, config.metrics_port) as worker_exited:
+        return Supervisor(worker_config, config.workers, port_file, on_exit=worker_exited).run()
 
 
 def run_loop(coroutine: object) -> None:

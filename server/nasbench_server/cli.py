@@ -108,6 +108,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="the mirrored file's SHA-256, if it is not the official file [NASBENCH_DATASET_SHA256]",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env("METRICS_PORT", None) or None,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (all workers summed) [NASBENCH_METRICS_PORT]",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="open and verify the store (building the synthetic one if none is given), then exit",
@@ -117,6 +123,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1 or not 0 <= args.port <= 65535:
         raise ConfigurationError(f"bad --workers {args.workers} or --port {args.port}")
+    if args.metrics_port is not None and not 0 < args.metrics_port <= 65535:
+        raise ConfigurationError(f"bad --metrics-port {args.metrics_port}: 1 to 65535")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
     _check_dataset(args)
@@ -141,6 +149,7 @@ def run_serve(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         dataset_url=args.dataset_url,
         dataset_sha256=args.dataset_sha256,
+        metrics_port=args.metrics_port,
     )
     if args.prepare:
         app.prepare(config)

@@ -48,6 +48,7 @@ class ServerConfig:
     dataset: str | None = None  # "only108"/"full": downloaded and built once into cache_dir, then served
     dataset_url: str | None = None  # a mirror of the dataset file (http, https or file://)
     dataset_sha256: str | None = None  # the mirrored file's digest, if it is not the official file
+    metrics_port: int | None = None  # serve Prometheus metrics on host:metrics_port (None: no metrics)
 
     @property
     def max_send_bytes(self) -> int:

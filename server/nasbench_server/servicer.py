@@ -38,6 +38,7 @@ from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import cells, limits, status
 from nasbench_server.config import DEFAULT_LIST_CHUNK, MAX_LIST_CHUNK, ServerConfig
+from nasbench_server.metrics import batch_size, cells_served  # Prometheus hooks (no-ops without --metrics-port)
 
 log = logging.getLogger("nasbench.server")
 _HALFWAY = slice(0, 4)
@@ -104,6 +105,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             add = response.runs.add
             for time_s, train, valid, test in chosen[:, _HALFWAY if request.stop_halfway else _FINAL].tolist():
                 add(training_time=time_s, train_accuracy=train, validation_accuracy=valid, test_accuracy=test)
+        cells_served(request.epochs)
         return response
 
     async def _guard(
@@ -201,6 +203,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         count = len(request.keys) + len(request.cells)
         if count > self.config.max_batch:
             raise RequestRejectedError(f"a batch of {count} cells exceeds the limit of {self.config.max_batch}")
+        batch_size("QueryBatch", count)
         engine = self._ready()
         span, epochs = self._budgets(request.epochs)
         keys = np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys))
@@ -220,6 +223,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             metrics = np.where(found[:, None, None, None], metrics, 0.0)
             columns = [np.where(found.reshape(-1, *[1] * (c.ndim - 1)), c, 0).astype(c.dtype) for c in columns]
         keys_out, representatives, parameters, hashes = columns
+        cells_served(request.epochs, int(found.sum()))
         head = pb.QueryBatchResponse(count=count, epochs=epochs, repeats=metrics.shape[2], values=metrics.shape[3])
         field = pb.QueryBatchResponse.DESCRIPTOR.fields_by_name
         pieces = [head.SerializeToString()]
@@ -248,6 +252,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def _sample(self, request: pb.SampleRequest) -> _wire.Encoded:
         if request.k > self.config.max_sample:
             raise RequestRejectedError(f"k = {request.k} exceeds the limit of {self.config.max_sample}")
+        batch_size("Sample", request.k)
         engine = self._ready()
         unknown = [op for op in request.ops if op not in NAME_OF_OP]
         if unknown:
@@ -262,6 +267,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             ops=[NAME_OF_OP[op] for op in request.ops] or None,
         )
         every = self._budgets(0)
+        cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, row, every) for row in rows.tolist()])
 
     async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> _wire.Encoded:
@@ -272,6 +278,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         row = cells.row_of_ref(request.cell, engine, self._cfg)
         every = self._budgets(0)
         rows = engine.neighbors(engine.store.keys.item(row))
+        cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
 
     async def GetMetrics(self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext) -> pb.CellData:
@@ -280,6 +287,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def _get_metrics(self, request: pb.GetMetricsRequest) -> pb.CellData:
         engine = self._ready()
         row = cells.row_of_ref(request.cell, engine, self._cfg)
+        cells_served(0)
         return self._cell(engine, row, self._budgets(0))
 
     async def ListCells(self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext) -> None:

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,15 @@ _CLEAN_EXITS = (0, -signal.SIGTERM, -signal.SIGINT)  # a worker stopped before i
 class Supervisor:
     """Runs ``config.workers`` copies of the one-process server and keeps them running."""
 
-    def __init__(self, worker_config: ServerConfig, workers: int, port_file: Path | None) -> None:
+    def __init__(
+        self,
+        worker_config: ServerConfig,
+        workers: int,
+        port_file: Path | None,
+        on_exit: Callable[[int], None] = lambda pid: None,
+    ) -> None:
         self.config = worker_config
+        self._on_exit = on_exit  # told the pid of every worker that ended (its metrics are dropped)
         self.count = workers
         self.port_file = port_file
         self._context = multiprocessing.get_context("spawn")
@@ -124,6 +132,7 @@ class Supervisor:
         for index, process in enumerate(self._processes):
             if process is None or process.is_alive() or self._stopping:
                 continue
+            self._on_exit(process.pid)
             lived = time.monotonic() - self._started[index]
             self._crashes[index] = self._crashes[index] + 1 if lived < CRASH_WINDOW_S else 1
             log.error(
@@ -156,6 +165,7 @@ class Supervisor:
                 log.error("worker did not stop in time: killed", extra={"pid": process.pid})
                 process.kill()
                 process.join()
+            self._on_exit(process.pid)
             if process.exitcode not in _CLEAN_EXITS:
                 status = 1
         log.info("stopped", extra={"workers": self.count, "status": status})

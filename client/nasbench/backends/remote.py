@@ -10,11 +10,14 @@
 - Cells are immutable, so every fetched cell (all budgets, all repeats) is kept in a bounded cache: a repeated
   cell costs a dictionary lookup, while the random draw and the budget stay in the API, as in the original.
 - gRPC errors become the project's errors at one boundary (``map_rpc_errors``): never a raw ``grpc.RpcError``.
+- Every call and cache lookup is counted per target in ``STATS`` (plain integers); ``nasbench.client_metrics``
+  exports them, with gRPC's retries, to a Prometheus registry when asked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import socket
@@ -104,8 +107,64 @@ _channels: dict[tuple[str, str], grpc.Channel] = {}
 _channels_lock = threading.Lock()
 
 
+class ClientStats:
+    """What this process's remote clients did, per gRPC target: calls by method and final status code, and
+    cell lookups answered from the cache (hits) or not. Safe across threads by construction: a cache hit, the
+    hot path, is one ``next()`` on an ``itertools.count`` (atomic, tens of nanoseconds); the rest takes a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[tuple[str, str, str], int] = {}  # (target, method, status code name) -> calls
+        self._hits: dict[str, itertools.count[int]] = {}  # target -> one tick per cache hit
+        self._lookups: dict[tuple[str, bool], int] = {}  # (target, hit) -> lookups counted in bulk
+
+    @contextlib.contextmanager
+    def counted(self, target: str, method: str) -> Iterator[None]:
+        """Counts the call made inside the block, with the status code it ended with."""
+        code = "OK"
+        try:
+            yield
+        except grpc.RpcError as error:
+            code = error.code().name if hasattr(error, "code") and error.code() is not None else "UNKNOWN"
+            raise
+        finally:
+            with self._lock:
+                self._calls[target, method, code] = self._calls.get((target, method, code), 0) + 1
+
+    def hit(self, target: str) -> None:
+        counter = self._hits.get(target)
+        if counter is None:
+            with self._lock:
+                counter = self._hits.setdefault(target, itertools.count())
+        next(counter)
+
+    def lookups(self, target: str, hits: int, misses: int) -> None:
+        with self._lock:
+            self._lookups[target, True] = self._lookups.get((target, True), 0) + hits
+            self._lookups[target, False] = self._lookups.get((target, False), 0) + misses
+
+    def snapshot(self) -> tuple[dict[tuple[str, str, str], int], dict[tuple[str, bool], int]]:
+        """(calls by target, method and code; lookups by target and hit or miss)."""
+        with self._lock:
+            lookups = dict(self._lookups)
+            for target, counter in self._hits.items():
+                ticks = int(repr(counter)[len("count(") : -1])  # the count's next value: the ticks so far
+                lookups[target, True] = lookups.get((target, True), 0) + ticks
+            return dict(self._calls), lookups
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._calls = {}
+        self._hits = {}
+        self._lookups = {}
+
+
+STATS = ClientStats()
+
+
 def _forget_channels_after_fork() -> None:
     _channels.clear()  # the parent's channels belong to the parent; children open their own
+    STATS.reset()  # and count their own calls
 
 
 os.register_at_fork(after_in_child=_forget_channels_after_fork)
@@ -192,7 +251,7 @@ class RemoteBackend:
         return pb_grpc.NasbenchStub(shared_channel(self.target, self._credentials))
 
     def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
-        with map_rpc_errors(self.address):
+        with map_rpc_errors(self.address), STATS.counted(self.target, method):
             return getattr(self._stub, method)(request, timeout=timeout or self.timeout, metadata=self._metadata)
 
     def __len__(self) -> int:
@@ -213,16 +272,25 @@ class RemoteBackend:
 
     def cell_by_key(self, key: int) -> Cell | None:
         cell = self._cache.by_key(key)
-        return cell if cell is not None else self._fetch(pb.CellRef(key=key))
+        if cell is not None:
+            STATS.hit(self.target)
+            return cell
+        STATS.lookups(self.target, 0, 1)
+        return self._fetch(pb.CellRef(key=key))
 
     def cell_by_hash(self, digest: bytes) -> Cell | None:
         cell = self._cache.by_digest(digest)
-        return cell if cell is not None else self._fetch(pb.CellRef(hash=digest))
+        if cell is not None:
+            STATS.hit(self.target)
+            return cell
+        STATS.lookups(self.target, 0, 1)
+        return self._fetch(pb.CellRef(hash=digest))
 
     def cells_by_keys(self, keys: Sequence[int]) -> list[Cell | None]:
         """Cached cells, plus the others fetched in chunks the server accepts; the answer is built from what was
         fetched (the cache may already have forgotten it)."""
         cells, chunks = self._cache.partition(keys, self._batch_chunk)
+        STATS.lookups(self.target, len(cells), sum(map(len, chunks)))
         for chunk in chunks:
             response = self._call("QueryBatch", pb.QueryBatchRequest(keys=chunk))
             try:
@@ -235,7 +303,7 @@ class RemoteBackend:
         """Every hash in file order: fetched once within the call deadline (6.8 MB for the whole space), then
         iterated locally, so a slow consumer never holds a stream open on the server."""
         if self._hashes is None:
-            with map_rpc_errors(self.address):
+            with map_rpc_errors(self.address), STATS.counted(self.target, "ListCells"):
                 chunks = self._stub.ListCells(
                     pb.ListCellsRequest(chunk_size=65536), timeout=self.timeout, metadata=self._metadata
                 )

@@ -1,0 +1,268 @@
+"""Prometheus metrics of a real server process: calls counted by method and status code, latency histograms,
+cells per budget, batch sizes, open streams, request memory, store identity, health; ``--workers 2`` summed in
+one scrape; the private multiprocess folder removed at exit; a busy metrics port is a one-line error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from nasbench.store.reader import Store
+from nasbench.v1 import nasbench_pb2 as pb
+from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+from nasbench_server import metrics
+from nasbench_server.process import ServerProcess, free_ports
+
+TOKEN = "token-of-the-metrics-test"
+AUTH = (("authorization", f"Bearer {TOKEN}"),)
+NASBENCH = "nasbench.v1.Nasbench"
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the endpoint: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
+    wanted = set(labels.items())
+    return sum(v for (n, sample_labels), v in samples.items() if n == name and wanted <= set(sample_labels))
+
+
+def matching(samples: dict, name: str, **labels: str) -> list[dict[str, str]]:
+    wanted = set(labels.items())
+    return [dict(sl) for (n, sl), _ in samples.items() if n == name and wanted <= set(sl)]
+
+
+@pytest.fixture(scope="module")
+def metrics_server(tmp_path_factory, small_store):
+    folder = tmp_path_factory.mktemp("metrics")
+    token_file = folder / "token"
+    token_file.write_text(TOKEN)
+    port = free_ports()[0]
+    server = ServerProcess(
+        small_store, folder, extra=["--token-file", str(token_file), "--metrics-port", str(port)]
+    ).wait_serving()
+    server.metrics_port = port
+    yield server
+    server.stop()
+
+
+def test_calls_are_counted_by_method_and_code(metrics_server, small_store) -> None:
+    port = metrics_server.metrics_port
+    keys = Store.open(small_store).keys[:30].tolist()
+    before = scrape(port)
+    with grpc.insecure_channel(metrics_server.address) as channel:
+        stub = pb_grpc.NasbenchStub(channel)
+        for key in keys[:12]:
+            stub.Query(pb.QueryRequest(cell=pb.CellRef(key=key), epochs=108), metadata=AUTH, timeout=10)
+        for key in keys[12:15]:
+            stub.Query(pb.QueryRequest(cell=pb.CellRef(key=key), epochs=12), metadata=AUTH, timeout=10)
+        for missing in (1, 2, 3, 4):  # keys that name no cell of a 5-vertex store
+            with pytest.raises(grpc.RpcError) as error:
+                stub.GetMetrics(pb.GetMetricsRequest(cell=pb.CellRef(key=missing)), metadata=AUTH, timeout=10)
+            assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Query(pb.QueryRequest(cell=pb.CellRef(key=keys[0])), timeout=10)  # no token
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary(f"/{NASBENCH}/Query")(b"\xff\xff", metadata=AUTH, timeout=10)  # malformed
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        batch = stub.QueryBatch(pb.QueryBatchRequest(keys=[*keys[:25], 7]), metadata=AUTH, timeout=10)
+        assert batch.count == 26
+        listed = sum(1 for _ in stub.ListCells(pb.ListCellsRequest(chunk_size=1000), metadata=AUTH, timeout=10))
+        assert listed == 3  # 2,532 hashes in chunks of 1,000
+    time.sleep(metrics.REFRESH_S + 0.2)
+    after = scrape(port)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    handled = "grpc_server_handled_total"
+    assert delta(handled, grpc_method="Query", grpc_code="OK", grpc_service=NASBENCH, grpc_type="unary") == 15
+    assert delta(handled, grpc_method="Query", grpc_code="UNAUTHENTICATED") == 1
+    assert delta(handled, grpc_method="Query", grpc_code="INVALID_ARGUMENT") == 1
+    assert delta(handled, grpc_method="GetMetrics", grpc_code="NOT_FOUND") == 4
+    assert delta(handled, grpc_method="QueryBatch", grpc_code="OK") == 1
+    assert delta(handled, grpc_method="ListCells", grpc_code="OK", grpc_type="server_stream") == 1
+    # the latency histogram: one observation per call, in its buckets
+    count = "grpc_server_handling_seconds_count"
+    assert delta(count, grpc_method="Query", grpc_code="OK") == 15
+    assert delta("grpc_server_handling_seconds_bucket", grpc_method="Query", grpc_code="OK", le="+Inf") == 15
+    assert 0 < delta("grpc_server_handling_seconds_sum", grpc_method="Query", grpc_code="OK") < 15
+    edges = {labels["le"] for labels in matching(after, "grpc_server_handling_seconds_bucket", grpc_method="Query")}
+    assert {"2.5e-05", "0.001", "1.0", "10.0", "+Inf"} <= edges
+    # the servicer's hooks
+    assert delta("nasbench_cells_served_total", budget="108") == 12
+    assert delta("nasbench_cells_served_total", budget="12") == 3
+    assert delta("nasbench_cells_served_total", budget="all") == 25  # the batch: 25 found of 26
+    assert delta("nasbench_batch_cells_count", grpc_method="QueryBatch") == 1
+    assert delta("nasbench_batch_cells_sum", grpc_method="QueryBatch") == 26
+    assert delta("nasbench_batch_cells_bucket", grpc_method="QueryBatch", le="10.0") == 0
+    assert delta("nasbench_batch_cells_bucket", grpc_method="QueryBatch", le="100.0") == 1
+    # per process
+    assert value(after, "nasbench_in_flight_requests") == 0
+    assert value(after, "nasbench_serving") == 1
+    assert value(after, "nasbench_process_resident_memory_bytes") > 20e6
+    (identity,) = matching(after, "nasbench_store_info")
+    manifest = Store.open(small_store).manifest
+    source = manifest["source"]  # built from a generated .tfrecord file: a source file with a digest
+    assert identity["cells"] == "2532" and identity["epochs"] == "4,12,36,108" and identity["synthetic"] == "false"
+    assert len(identity["source_sha256"]) == 64 and identity["source_sha256"] == source["sha256"]
+    assert identity["schema"] == str(manifest["schema_version"]) and identity["checksum"] == manifest["checksum"]
+    assert value(after, "nasbench_store_info") == 1
+
+
+def test_open_streams_and_request_memory(metrics_server) -> None:
+    port = metrics_server.metrics_port
+    before = scrape(port)
+    with grpc.insecure_channel(metrics_server.address) as channel:
+        stub = pb_grpc.NasbenchStub(channel)
+        hold = threading.Event()
+
+        def requests() -> Iterator[pb.QueryRequest]:
+            hold.wait(30)  # the stream stays open, nothing sent, until the test lets go
+            yield from ()
+
+        stream = stub.QueryStream(requests(), metadata=AUTH)
+        deadline = time.monotonic() + 10
+        while value(scrape(port), "nasbench_open_streams", grpc_method="QueryStream") != 1:
+            assert time.monotonic() < deadline, "the open stream never showed"
+            time.sleep(0.05)
+        assert value(scrape(port), "nasbench_in_flight_requests", grpc_method="QueryStream") == 1
+        stream.cancel()
+        hold.set()
+        # specs sent as full matrices fill the server's spec memos: request-derived memory
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            size = 16  # the largest matrix the spec-analysis memo keeps: 16 x 16 int64 = 2 KB per entry
+            matrix = np.triu(rng.integers(0, 2, (size, size)), 1)
+            ops = ["input", *["conv3x3-bn-relu"] * (size - 2), "output"]
+            adjacency = matrix.astype(np.uint8).tobytes()
+            ref = pb.CellRef(matrix=pb.MatrixSpec(num_vertices=size, adjacency=adjacency, ops=ops))
+            with pytest.raises(grpc.RpcError):
+                stub.Query(pb.QueryRequest(cell=ref), metadata=AUTH, timeout=10)
+    deadline = time.monotonic() + 10
+    while value(after := scrape(port), "nasbench_open_streams", grpc_method="QueryStream") != 0:
+        assert time.monotonic() < deadline, "the closed stream still shows"
+        time.sleep(0.05)
+    # the client's cancel reaches the handler as the end of its input: the stream counts once, as it ended
+    assert value(after, "grpc_server_handled_total", grpc_method="QueryStream") == 1
+    time.sleep(metrics.REFRESH_S + 0.2)
+    after = scrape(port)
+    grown = value(after, "nasbench_request_memory_bytes") - value(before, "nasbench_request_memory_bytes")
+    assert grown > 40 * 16 * 16 * 8, "forty 16x16 matrices are held in the memos"
+    assert {labels["pool"] for labels in matching(after, "nasbench_request_memory_bytes")} == {
+        "spec_facts",
+        "matrix_bits",
+        "spec_analysis",
+    }
+
+
+def test_workers_are_summed_in_one_scrape(small_store, tmp_path) -> None:
+    grpc_port, metrics_port = free_ports(2)
+    server = ServerProcess(
+        small_store, tmp_path, port=grpc_port, extra=["--workers", "2", "--metrics-port", str(metrics_port)]
+    ).wait_serving()
+    try:
+        pids = _calls_on_fresh_connections(f"127.0.0.1:{grpc_port}", small_store, 30)
+        assert len(pids) == 2, "both workers answered"
+        samples = scrape(metrics_port)
+        assert value(samples, "grpc_server_handled_total", grpc_method="Query", grpc_code="OK") == 30
+        assert value(samples, "grpc_server_handling_seconds_count", grpc_method="Query") == 30
+        assert value(samples, "nasbench_cells_served_total", budget="108") == 30
+        serving = matching(samples, "nasbench_serving")
+        assert {int(labels["pid"]) for labels in serving} == pids and value(samples, "nasbench_serving") == 2
+        folders = list(Path(os.environ.get("TMPDIR", "/tmp")).glob("nasbench-metrics-*"))
+    finally:
+        assert server.stop() == 0
+    remaining = [folder for folder in folders if folder.exists()]
+    assert folders and not remaining, "the private multiprocess folder is removed at exit"
+
+
+def _calls_on_fresh_connections(address: str, store: Path, calls: int) -> set[int]:
+    """``calls`` Query calls, each on a new connection (SO_REUSEPORT spreads connections over the workers);
+    returns the pids that answered."""
+    keys = Store.open(store).keys[:calls].tolist()
+    pids = set()
+    for key in keys:
+        with grpc.insecure_channel(address) as channel:
+            stub = pb_grpc.NasbenchStub(channel)
+            stub.Query(pb.QueryRequest(cell=pb.CellRef(key=key), epochs=108), timeout=10)
+            pids.add(stub.GetInfo(pb.GetInfoRequest(), timeout=10).pid)
+    return pids
+
+
+def test_busy_metrics_port_is_one_line_error(small_store, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for workers in ("1", "2"):
+            grpc_port = "0" if workers == "1" else str(free_ports()[0])
+            command = ["serve", "--store", str(small_store), "--port", grpc_port, "--workers", workers]
+            result = subprocess.run(
+                [sys.executable, "-m", "nasbench._cli", *command, "--metrics-port", str(port)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 2, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and f"cannot serve metrics on 127.0.0.1:{port}" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "-1"])
+def test_bad_metrics_port_is_refused(port: str, small_store) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "serve", "--store", str(small_store), "--metrics-port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "bad --metrics-port" in result.stderr
+
+
+def test_memory_source_can_be_replaced() -> None:
+    """The reliability work feeds its byte bounds through ``set_memory_source``."""
+    from prometheus_client import REGISTRY
+
+    previous = (metrics._memory_source, metrics._memory_limit)
+    try:
+        metrics.set_memory_source(lambda: {"stream_buffers": 1234, "memos": 5678}, limit_bytes=1 << 20)
+        metrics.refresh()
+        assert REGISTRY.get_sample_value("nasbench_request_memory_bytes", {"pool": "stream_buffers"}) == 1234
+        assert REGISTRY.get_sample_value("nasbench_request_memory_limit_bytes") == 1 << 20
+        assert REGISTRY.get_sample_value("nasbench_process_resident_memory_bytes") > 0
+    finally:
+        metrics.set_memory_source(*previous)
+
+
+def test_memo_estimate_grows_with_entries() -> None:
+    from nasbench._memo import Memo
+
+    memo = Memo(1000)
+    empty = metrics._estimate(memo)
+    for index in range(100):
+        memo.put((np.dtype(np.int64), (7, 7), bytes(392) + index.to_bytes(4, "little"), ("input", "output")), index)
+    estimate = metrics._estimate(memo)
+    assert 100 * 396 < estimate - empty < 100 * 2000
