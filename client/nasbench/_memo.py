@@ -99,6 +99,14 @@ def held_bytes() -> int:
     return sum(memo.nbytes for memo in list(_MEMOS))
 
 
+def held_by_name() -> dict[str, int]:
+    """Bytes held per memo name (memos of one name, e.g. the caches of several clients, summed)."""
+    held: dict[str, int] = {}
+    for memo in list(_MEMOS):
+        held[memo.name] = held.get(memo.name, 0) + memo.nbytes
+    return held
+
+
 def bound_bytes() -> int:
     """The most every memo of this process together may hold."""
     return sum(memo.maxbytes for memo in list(_MEMOS))

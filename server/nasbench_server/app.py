@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from nasbench.engine import Engine
 from nasbench.errors import ConfigurationError, StoreCorruptError
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench_server import logs, metrics, security
+from nasbench_server import limits, logs, metrics, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.default_store import ensure_default_store
 from nasbench_server.servicer import NasbenchServicer
@@ -68,6 +68,7 @@ async def serve(
         options=_options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
     )
     servicer = NasbenchServicer(config)
+    metrics.set_memory_source(lambda: limits.held(servicer.answers), limits.bound(servicer.answers))
     server.add_generic_rpc_handlers((service_handler(servicer),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

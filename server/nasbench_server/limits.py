@@ -9,7 +9,8 @@
 - ``RequestBytes``: a garbage collection after every 64 MB of requests read, so reference cycles cannot keep
   big requests alive.
 - The memos of request-derived facts are bounded by ``nasbench._memo`` (entries and bytes), the messages by
-  gRPC's size limits, and the calls by ``maximum_concurrent_rpcs``: ``held_bytes`` sums what is held now.
+  gRPC's size limits, and the calls by ``maximum_concurrent_rpcs``: ``held`` tells what is held now, by pool
+  (the ``nasbench_request_memory_bytes`` metric), ``bound`` the most it may be.
 
 CPU-heavy answers run on one worker thread (``HEAVY_THREADS``), never on the event loop, so health checks and
 small calls keep answering within milliseconds while a big request is computed.
@@ -112,6 +113,11 @@ class RequestBytes:
             gc.collect()
 
 
-def held_bytes(answers: AnswerBudget) -> int:
-    """Request-derived memory held now: the memos of this process plus the big answers in flight."""
-    return _memo.held_bytes() + answers.used
+def held(answers: AnswerBudget) -> dict[str, int]:
+    """Request-derived memory held now, by pool: each memo of this process, and the big answers in flight."""
+    return {**_memo.held_by_name(), "answers": answers.used}
+
+
+def bound(answers: AnswerBudget) -> int:
+    """The most request-derived memory the pools of ``held`` may hold together."""
+    return _memo.bound_bytes() + answers.limit

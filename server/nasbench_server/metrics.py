@@ -23,11 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import itertools
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -144,8 +142,6 @@ def interceptors(metrics_port: int | None) -> list[grpc.aio.ServerInterceptor]:
     if metrics_port is None:
         return []
     _enabled = True
-    if _memory_source is None:
-        set_memory_source(memo_bytes)
     SERVING.set(0)
     _refresh_every(asyncio.get_running_loop(), REFRESH_S)
     return [MetricsInterceptor()]
@@ -336,36 +332,6 @@ def refresh() -> None:
     for family in _process.collect():
         if family.name == "process_resident_memory_bytes":
             RESIDENT.set(family.samples[0].value)
-
-
-def memo_bytes() -> dict[str, int]:
-    """Today's request-derived memory: the memos of spec analysis, filled from request data (bounded in entries,
-    not bytes; a key may hold a 64x64 matrix). Bytes are estimated from the newest 32 entries of each."""
-    from nasbench import canonical, domain
-    from nasbench.lib import model_spec
-
-    memos = {"spec_facts": domain._facts, "matrix_bits": canonical._matrix_bits, "spec_analysis": model_spec._analysis}
-    return {pool: _estimate(memo) for pool, memo in memos.items()}
-
-
-def _estimate(memo: dict[Any, Any], sample: int = 32) -> int:
-    count = len(memo)
-    table = sys.getsizeof(memo)
-    if count == 0:
-        return table
-    entries = list(itertools.islice(reversed(memo.items()), sample))
-    mean = sum(_deep_size(key) + _deep_size(value) for key, value in entries) / len(entries)
-    return table + int(mean * count)
-
-
-def _deep_size(value: Any, depth: int = 3) -> int:
-    """Bytes of a value made of tuples, strings, bytes and numbers; shared objects (dtypes, ...) count nothing."""
-    if isinstance(value, tuple | list | frozenset | set) and depth:
-        return sys.getsizeof(value) + sum(_deep_size(item, depth - 1) for item in value)
-    if isinstance(value, bytes | str | int | float) or value is None:
-        return sys.getsizeof(value)
-    nbytes = getattr(value, "nbytes", None)
-    return sys.getsizeof(value) if isinstance(nbytes, int) else 0
 
 
 # --- the scrape endpoint ----------------------------------------------------------------------------------------
