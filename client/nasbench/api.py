@@ -46,7 +46,6 @@ from nasbench.backends.base import Backend
 from nasbench.datasets import open_backend
 from nasbench.engine import Cell, hashed_repeat, representative
 from nasbench.lib import config
-from nasbench.lib import model_metrics_pb2 as model_metrics_pb2
 from nasbench.lib import model_spec as _model_spec
 from nasbench.store.layout import METRIC_FIELDS
 
@@ -71,6 +70,18 @@ OUTPUT = config.OUTPUT
 CONV1X1 = config.CONV1X1
 CONV3X3 = config.CONV3X3
 MAXPOOL3X3 = config.MAXPOOL3X3
+
+
+def __getattr__(name: str) -> Any:
+    """``api.model_metrics_pb2`` as in the original, imported on first use: protobuf stays out of local-only
+    processes (importing it costs more than the rest of the package)."""
+    if name == "model_metrics_pb2":
+        from nasbench.lib import model_metrics_pb2
+
+        globals()[name] = model_metrics_pb2
+        return model_metrics_pb2
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _POLICIES = ("random", "mean", "all", "hashed")
 _HALFWAY = slice(0, 4)

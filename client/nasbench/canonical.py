@@ -22,8 +22,11 @@ Usage::
                                   ['input', 'conv3x3-bn-relu', 'output'])
     matrix, ops = canonical.decode(key)
 
-Cost: a structure (V, bits) is solved once (its minimal relabellings, memoized); after that a key costs a few
-dictionary lookups. Canonical keys fit in 64 bits, so numpy ``uint64`` arrays hold them.
+Cost: the keys of every labelled graph of the space (full DAGs of at most 9 edges) are precomputed in a shared,
+memory-mapped table (``nasbench.keytable``), so a key costs two dictionary lookups and an array read, the first
+time as every time. Codes outside the table (more than 9 edges, or not full DAGs) are solved here: a structure
+(V, bits) by a search over interior orders (its minimal relabellings, memoized), then its labels. Canonical
+keys fit in 64 bits, so numpy ``uint64`` arrays hold them.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from nasbench._memo import Memo
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 
@@ -50,10 +52,8 @@ INPUT = config.INPUT
 OUTPUT = config.OUTPUT
 OP_LABELS: dict[str, int] = {op: label for label, op in enumerate(config.AVAILABLE_OPS)}
 
-# Structures solved once and kept: the space has 6,472 of them; the bound keeps hostile inputs in check.
-_STRUCTURE_CACHE_SIZE = 16384
-_MATRIX_CACHE_SIZE = 16384
-_KEY_CACHE_SIZE = 1 << 17
+# Structures outside the key table solved once and kept; the bound keeps hostile inputs in check.
+_STRUCTURE_CACHE_SIZE = 4096
 
 
 def edge_bit(src: int, dst: int) -> int:
@@ -131,17 +131,61 @@ def canonical_structure(num_vertices: int, bits: int) -> tuple[int, tuple[tuple[
     return best, tuple(tuple(old - 1 for old in order) for order in winners)
 
 
-@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def canonicalize(code: int) -> int:
-    """The canonical key of the cell with this code."""
+    """The canonical key of the cell with this code (from the key table when the code is a labelled graph of
+    the space, else by ``canonical_structure``)."""
+    from nasbench import keytable
+
+    key = keytable.table().key_of_code(code)
+    return key if key is not None else solve(code)
+
+
+def solve(code: int) -> int:
+    """The canonical key of a code, computed: the minimal relabellings of its structure, then its labels."""
     num_vertices, bits, labels = unpack(code)
     best_bits, orders = canonical_structure(num_vertices, bits)
     best_labels = min(tuple(labels[old] for old in order) for order in orders)
     return pack(num_vertices, best_bits, best_labels)
 
 
-_matrix_bits = Memo(_MATRIX_CACHE_SIZE)
-_MISSING = object()
+# dtype -> (item size, offset of the low byte in an item), for the bool and integer dtypes of both byte orders
+_LANES: dict[np.dtype, tuple[int, int]] = {np.dtype(bool): (1, 0)}
+for _kind, _size, _order in itertools.product("iu", (1, 2, 4, 8), "<>"):
+    _LANES[np.dtype(f"{_order}{_kind}{_size}")] = (_size, _size - 1 if _order == ">" else 0)
+_ZERO_ONE = b"\x00\x01"
+
+
+def lanes01(matrix: np.ndarray) -> bytes | None:
+    """The entries of a bool or integer array, one byte each in C order, when every entry is 0 or 1; else None.
+
+    The cheap common currency of the hot paths: it is a dictionary key, and ``int.from_bytes`` of it is a bit
+    set (bit ``8 * i`` for entry ``i``). Float arrays give None even with 0.0/1.0 entries (see ``matrix_bits``).
+    """
+    layout = _LANES.get(matrix.dtype)
+    if layout is None:
+        return None
+    raw = matrix.tobytes()
+    size, low = layout
+    if size == 1:
+        return None if raw.translate(None, _ZERO_ONE) else raw
+    lanes = raw[low::size]
+    if lanes.translate(None, _ZERO_ONE) or raw.count(0) != len(raw) - lanes.count(1):
+        return None  # an entry other than 0/1 in the low bytes, or a non-zero high byte
+    return lanes
+
+
+@functools.cache
+def lower_lanes(num_vertices: int) -> int:
+    """The bits of ``int.from_bytes(lanes, 'little')`` that lie on or below the diagonal."""
+    return sum(1 << 8 * (src * num_vertices + dst) for src in range(num_vertices) for dst in range(src + 1))
+
+
+@functools.cache
+def _upper_positions(num_vertices: int) -> tuple[tuple[int, int], ...]:
+    """(entry index, bit) of every upper-triangle entry, in the code's bit order."""
+    return tuple(
+        (src * num_vertices + dst, 1 << edge_bit(src, dst)) for dst in range(1, num_vertices) for src in range(dst)
+    )
 
 
 def _bits_from_rows(rows: list[list[Any]]) -> int | None:
@@ -167,10 +211,15 @@ def matrix_bits(matrix: Any) -> int | None:
     shape, dtype = matrix.shape, matrix.dtype
     if len(shape) != 2 or shape[0] != shape[1] or dtype.kind not in "biu" or shape[0] > MAX_VERTICES:
         return None
-    memo_key = (dtype, matrix.tobytes())
-    bits = _matrix_bits.get(memo_key, _MISSING)
-    if bits is _MISSING:
-        bits = _matrix_bits.put(memo_key, _bits_from_rows(matrix.tolist()))
+    if dtype not in _LANES:  # a bool or integer dtype numpy spells unusually: read the entries one by one
+        return _bits_from_rows(matrix.tolist())
+    lanes = lanes01(matrix)  # None: an entry other than 0/1
+    if lanes is None or int.from_bytes(lanes, "little") & lower_lanes(shape[0]):
+        return None
+    bits = 0
+    for index, bit in _upper_positions(shape[0]):
+        if lanes[index]:
+            bits |= bit
     return bits
 
 
@@ -211,6 +260,12 @@ def cell_code(matrix: Any, ops: Sequence[Any]) -> int:
 
 def canonical_key(matrix: Any, ops: Sequence[Any]) -> int:
     """The canonical key of a pruned cell (see the module docstring); raises InvalidSpecError otherwise."""
+    if type(matrix) is np.ndarray:
+        from nasbench import keytable
+
+        key = keytable.key_of(matrix, ops)
+        if key is not None:
+            return key
     return canonicalize(cell_code(matrix, ops))
 
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import canonical
-from nasbench._memo import Memo
+from nasbench import canonical, keytable
 from nasbench.errors import OutOfDomainError, TooManyVerticesError
 from nasbench.lib import config
 
@@ -51,12 +50,17 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
         raise TooManyVerticesError(
             "too many vertices, got %d (max vertices = %d)" % (num_vertices, cfg["module_vertices"])
         )
-    facts = _known_cell(matrix, ops)
-    if facts is not None and cfg["available_ops"] == _DEFAULT_OPS:  # the common case, one memo lookup
-        num_edges, key = facts
+    default_ops = cfg["available_ops"] == _DEFAULT_OPS
+    if default_ops and type(matrix) is np.ndarray and cfg["max_edges"] >= config.MAX_EDGES:
+        key = keytable.key_of(matrix, ops)  # the common case: a labelled graph of the space passes every check
+        if key is not None:
+            return key
+    facts = _known_cell(matrix, ops) if default_ops else None
+    if facts is not None:  # an integer matrix the table does not hold: too many edges, or not a full DAG
+        num_edges, code = facts
         if num_edges > cfg["max_edges"]:
             raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
-        return key
+        return canonical.canonicalize(code)
     # Anything else gets the original checks one by one and is then named by its original hash.
     num_edges = np.sum(matrix)
     if num_edges > cfg["max_edges"]:
@@ -72,31 +76,19 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
     return None
 
 
-_facts = Memo(1 << 16)  # (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None
-_MISSING = object()
-
-
 def _known_cell(matrix: Any, ops: Any) -> tuple[int, int] | None:
-    """(edges, canonical key) of an integer/bool 0/1 matrix of at most 7 vertices whose ops are input, known
-    ops, output; None for anything else. Memoized on the matrix bytes and the ops."""
-    if type(matrix) is not np.ndarray or matrix.dtype.kind not in "biu":
+    """(edges, cell code) of an integer/bool 0/1 upper-triangular matrix of at most 7 vertices whose ops are
+    input, known ops, output; None for anything else."""
+    if type(matrix) is not np.ndarray:
         return None
-    try:
-        memo_key = (matrix.dtype, matrix.shape, matrix.tobytes(), tuple(ops))
-        facts = _facts.get(memo_key, _MISSING)
-    except TypeError:  # unhashable ops
-        return None
-    if facts is _MISSING:
-        facts = _facts.put(memo_key, _cell_facts(matrix, memo_key[3]))
-    return facts
-
-
-def _cell_facts(matrix: np.ndarray, ops: tuple[Any, ...]) -> tuple[int, int] | None:
     bits = canonical.matrix_bits(matrix)
-    labels = canonical.interior_labels(ops)
+    try:
+        labels = canonical.interior_labels(ops)
+    except TypeError:  # ops without a length
+        return None
     if bits is None or labels is None or len(ops) != matrix.shape[0]:
         return None
-    return bits.bit_count(), canonical.canonicalize(canonical.pack(len(ops), bits, labels))
+    return bits.bit_count(), canonical.pack(len(ops), bits, labels)
 
 
 def epoch_set(epochs: Sequence[int]) -> set[int]:

@@ -13,7 +13,6 @@ Usage::
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Collection, Iterator
 from typing import NamedTuple
@@ -21,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 import xxhash
 
-from nasbench import canonical, domain, space
+from nasbench import canonical, domain, keytable, space
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 from nasbench.optima import Optimum, optima
@@ -45,10 +44,12 @@ def hashed_repeat(key: int, epochs: int, seed: int) -> int:
     return xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
     """The stored int8 adjacency (read-only; copy before handing out) and op names of a cell code."""
-    matrix, ops = canonical.decode(code)
+    found = keytable.table().cell_of_code(code)
+    if found is not None:
+        return found
+    matrix, ops = canonical.decode(code)  # a code outside the space's structures (no real store holds one)
     matrix.flags.writeable = False
     return matrix, tuple(ops)
 

@@ -20,9 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +150,8 @@ def compute_hashes(keys: np.ndarray, processes: int | None = None, chunk: int = 
     if processes == 1 or len(pieces) <= 1:
         digests = b"".join(_hash_chunk(piece) for piece in pieces)
     else:
+        import multiprocessing  # imported where needed: clients that never hash the space do without it
+
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             digests = b"".join(pool.imap(_hash_chunk, pieces))
     return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
@@ -220,6 +220,8 @@ def _read_cache(path: Path) -> SpaceTable | None:
 def _write_cache(path: Path, table: SpaceTable) -> None:
     """Write atomically: a temp file in the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
