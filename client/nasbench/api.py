@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import domain, errors
+from nasbench import domain, errors, keytable
 from nasbench.backends.base import Backend
 from nasbench.datasets import open_backend
 from nasbench.engine import Cell, hashed_repeat, representative
@@ -114,6 +114,7 @@ class _Surface:
         """The original's first steps (config, then the global seed), plus the extensions' state."""
         self.config = config.build_config()
         random.seed(seed)
+        keytable.table()  # every spec is named through the key table: map it now (computed once per machine)
         self._repeat = _check_policy(repeat)
         self._seed = 0 if seed is None else seed
         self._sample_rng = np.random.default_rng(seed)

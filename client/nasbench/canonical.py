@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -180,12 +181,22 @@ def lower_lanes(num_vertices: int) -> int:
     return sum(1 << 8 * (src * num_vertices + dst) for src in range(num_vertices) for dst in range(src + 1))
 
 
+_ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
+
+
 @functools.cache
-def _upper_positions(num_vertices: int) -> tuple[tuple[int, int], ...]:
-    """(entry index, bit) of every upper-triangle entry, in the code's bit order."""
-    return tuple(
-        (src * num_vertices + dst, 1 << edge_bit(src, dst)) for dst in range(1, num_vertices) for src in range(dst)
-    )
+def _upper_entries(num_vertices: int) -> operator.itemgetter:
+    """Picks the upper-triangle entries of ``lanes01`` bytes, most significant bit of the code first."""
+    entries = [src * num_vertices + dst for dst in range(1, num_vertices) for src in range(dst)]
+    return operator.itemgetter(*reversed(entries))
+
+
+def lanes_bits(lanes: bytes, num_vertices: int) -> int:
+    """The upper-triangle bits (the code's bit order) of ``lanes01`` bytes of a square matrix (entries below the
+    diagonal are not looked at)."""
+    if num_vertices < 3:  # one entry or none: itemgetter would not return a tuple
+        return lanes[1] if num_vertices == 2 else 0
+    return int(bytes(_upper_entries(num_vertices)(lanes)).translate(_ASCII01), 2)
 
 
 def _bits_from_rows(rows: list[list[Any]]) -> int | None:
@@ -216,11 +227,7 @@ def matrix_bits(matrix: Any) -> int | None:
     lanes = lanes01(matrix)  # None: an entry other than 0/1
     if lanes is None or int.from_bytes(lanes, "little") & lower_lanes(shape[0]):
         return None
-    bits = 0
-    for index, bit in _upper_positions(shape[0]):
-        if lanes[index]:
-            bits |= bit
-    return bits
+    return lanes_bits(lanes, shape[0])
 
 
 def interior_labels(ops: Sequence[Any]) -> tuple[int, ...] | None:

@@ -50,17 +50,23 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
         raise TooManyVerticesError(
             "too many vertices, got %d (max vertices = %d)" % (num_vertices, cfg["module_vertices"])
         )
-    default_ops = cfg["available_ops"] == _DEFAULT_OPS
-    if default_ops and type(matrix) is np.ndarray and cfg["max_edges"] >= config.MAX_EDGES:
-        key = keytable.key_of(matrix, ops)  # the common case: a labelled graph of the space passes every check
-        if key is not None:
-            return key
-    facts = _known_cell(matrix, ops) if default_ops else None
-    if facts is not None:  # an integer matrix the table does not hold: too many edges, or not a full DAG
-        num_edges, code = facts
-        if num_edges > cfg["max_edges"]:
-            raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
-        return canonical.canonicalize(code)
+    if cfg["available_ops"] == _DEFAULT_OPS and type(matrix) is np.ndarray and num_vertices <= canonical.MAX_VERTICES:
+        lanes = canonical.lanes01(matrix)  # None: not an integer matrix of 0/1 entries (or an unusual dtype)
+        if lanes is not None and matrix.shape == (num_vertices, num_vertices):
+            if cfg["max_edges"] >= config.MAX_EDGES:
+                key = keytable.key_of_lanes(lanes, ops)  # the common case: a labelled graph of the space
+                if key is not None:
+                    return key
+            labels = _labels(ops)
+            if labels is not None and not int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
+                # Not in the table: too many edges, or a matrix that is not a full DAG (a spec changed by hand).
+                return _key_or_too_many_edges(
+                    lanes.count(1), num_vertices, canonical.lanes_bits(lanes, num_vertices), labels, cfg
+                )
+        elif lanes is None and matrix.dtype.kind in "biu":
+            bits, labels = canonical.matrix_bits(matrix), _labels(ops)
+            if bits is not None and labels is not None and matrix.shape[0] == num_vertices:
+                return _key_or_too_many_edges(bits.bit_count(), num_vertices, bits, labels, cfg)
     # Anything else gets the original checks one by one and is then named by its original hash.
     num_edges = np.sum(matrix)
     if num_edges > cfg["max_edges"]:
@@ -76,19 +82,19 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _known_cell(matrix: Any, ops: Any) -> tuple[int, int] | None:
-    """(edges, cell code) of an integer/bool 0/1 upper-triangular matrix of at most 7 vertices whose ops are
-    input, known ops, output; None for anything else."""
-    if type(matrix) is not np.ndarray:
-        return None
-    bits = canonical.matrix_bits(matrix)
+def _labels(ops: Sequence[Any]) -> tuple[int, ...] | None:
     try:
-        labels = canonical.interior_labels(ops)
+        return canonical.interior_labels(ops)
     except TypeError:  # ops without a length
         return None
-    if bits is None or labels is None or len(ops) != matrix.shape[0]:
-        return None
-    return bits.bit_count(), canonical.pack(len(ops), bits, labels)
+
+
+def _key_or_too_many_edges(
+    num_edges: int, num_vertices: int, bits: int, labels: tuple[int, ...], cfg: Mapping[str, Any]
+) -> int:
+    if num_edges > cfg["max_edges"]:
+        raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
+    return canonical.canonicalize(canonical.pack(num_vertices, bits, labels))
 
 
 def epoch_set(epochs: Sequence[int]) -> set[int]:

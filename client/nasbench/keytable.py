@@ -1,12 +1,13 @@
-"""The canonical key of every labelled graph of the search space, computed once and shared through a memory map.
+"""What naming a cell needs, for the whole search space, computed once and shared through a memory map.
 
 The space is finite: 6,472 structures (full DAGs of 2 to 7 vertices with at most 9 edges) times the
 ``3 ** (V - 2)`` labellings of their interior vertices make 1,293,208 labelled graphs. This table holds the
 canonical key (``nasbench.canonical``) of each, so naming a cell is two dictionary lookups and one array read
-instead of a search over up to 120 vertex orders; a process asking for cells it has never seen pays what a
-repeated cell costs.
+instead of a search over up to 120 vertex orders; and, for every upper-triangular 0/1 matrix of 2 to 7 vertices
+(2.1 M of them), the vertices on an input→output path, so pruning a ``ModelSpec`` is one array read. A process
+asking for cells it has never seen pays what a repeated cell costs.
 
-The table is a file of about 10.7 MB in the cache folder (``space.default_cache_dir()``), memory-mapped
+The table is a file of about 12.8 MB in the cache folder (``space.default_cache_dir()``), memory-mapped
 read-only: every process on the machine shares the same pages. It is computed (vectorized, about a second) the
 first time it is needed, written atomically, and checked on every open against the digest of the correct table
 (``TABLE_XXH3_128``, which a slow test recomputes from a fresh enumeration of ``nasbench.space``): a damaged,
@@ -19,6 +20,8 @@ Layout (little-endian)::
     codes         uint64[S]      V << 21 | upper-triangle bits (canonical's bit order), ascending
     matrices      uint8[S, 49]   each structure's 0/1 matrix, row-major in the first V*V bytes
     keys          uint64[L]      canonical key of (structure, interior labelling in itertools.product order)
+    on_path       uint8[P]       for V = 2..7 in turn, indexed by upper-triangle bits: bit v set when vertex v
+                                 lies on an input→output path (P = sum of 2 ** (V * (V - 1) / 2))
 
 Usage::
 
@@ -48,11 +51,15 @@ FORMAT = 1
 NUM_STRUCTURES = 6_472
 NUM_LABELLED_GRAPHS = 1_293_208
 # xxh3-128 of everything after the header of the correct table (tests recompute it from a fresh enumeration).
-TABLE_XXH3_128 = "3d3f14fc5af365cd523be430a97836ff"
+TABLE_XXH3_128 = "fd338ae34c40b537aabcab2058f7b472"
 _MAGIC = b"NBKEYTBL"
 _HEADER = struct.Struct("<8sIII")
 _HEADER_SIZE = 64
 _MATRIX_BYTES = canonical.MAX_VERTICES**2
+_SIZES = range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1)
+_PATTERNS = {size: 1 << (size * (size - 1) // 2) for size in _SIZES}  # upper-triangle bit patterns of V vertices
+_ON_PATH_OFFSETS = dict(zip(_SIZES, itertools.accumulate([0, *_PATTERNS.values()]), strict=False))
+NUM_PATTERNS = sum(_PATTERNS.values())
 _STRUCTURE_SHIFT = canonical.VERTICES_SHIFT - canonical.BITS_SHIFT  # code >> BITS_SHIFT == V << 21 | bits
 
 _OPS = config.AVAILABLE_OPS
@@ -69,6 +76,7 @@ class KeyTable:
     by_structure: dict[int, int]  # V << 21 | bits -> structure index
     offsets: list[int]  # structure index -> offset of its block in keys
     matrix_bytes: list[bytes]  # structure index -> its V*V matrix bytes (the keys of by_matrix)
+    on_path: np.ndarray  # uint8[P]
     path: Path | None  # the file behind the map; None when the table lives in memory
     _views: dict[int, np.ndarray] = field(default_factory=dict)  # structure index -> read-only int8 matrix
 
@@ -82,6 +90,19 @@ class KeyTable:
         if labelling < 0:
             return None
         return self.keys.item(self.offsets[structure] + labelling)
+
+    def extraneous(self, num_vertices: int, bits: int) -> tuple[int, ...]:
+        """The vertices, ascending, that are on no input→output path of the upper-triangular matrix with these
+        bits (2 <= num_vertices <= 7): what ``ModelSpec`` prunes."""
+        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
+
+    def extraneous_of_lanes(self, lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
+        """``extraneous`` of a square matrix of 2 to 7 vertices given as ``canonical.lanes01`` bytes; None when
+        it is not upper triangular."""
+        if int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
+            return None
+        bits = canonical.lanes_bits(lanes, num_vertices)
+        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
 
     def cell_of_code(self, code: int) -> tuple[np.ndarray, tuple[str, ...]] | None:
         """The read-only int8 matrix and the op names of a cell code whose structure is in the table, else None.
@@ -107,6 +128,12 @@ def _ops_of(num_vertices: int, label_code: int) -> tuple[str, ...]:
 
 
 _LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
+
+
+# V -> on-path vertex mask -> the vertices off every path
+_EXTRANEOUS = {
+    size: [tuple(v for v in range(size) if not mask >> v & 1) for mask in range(1 << size)] for size in _SIZES
+}
 
 
 def _base3_of_label_codes() -> list[int]:
@@ -156,14 +183,19 @@ def key_of(matrix: np.ndarray, ops: Sequence[Any]) -> int | None:
     with at most 9 edges, and ops 'input', ops of the space, 'output'. Anything else (more edges, other
     entries, other dtypes, unknown ops) gives None and is for the caller to check the slow way.
     """
+    lanes = canonical.lanes01(matrix)
+    if lanes is None or matrix.shape != (len(ops), len(ops)):
+        return None
+    return key_of_lanes(lanes, ops)
+
+
+def key_of_lanes(lanes: bytes, ops: Sequence[Any]) -> int | None:
+    """``key_of`` for a matrix given as ``canonical.lanes01`` bytes of shape ``(len(ops), len(ops))``."""
     try:
         labelling = _LABELLING.get(tuple(ops))
     except TypeError:  # unhashable ops
         return None
     if labelling is None:
-        return None
-    lanes = canonical.lanes01(matrix)
-    if lanes is None or matrix.shape != (len(ops), len(ops)):
         return None
     found = _table if _table is not None else table()
     offset = found.by_matrix.get(lanes)
@@ -221,7 +253,7 @@ def is_valid(data: np.ndarray | bytes) -> bool:
 
 
 def payload_size() -> int:
-    return NUM_STRUCTURES * (8 + _MATRIX_BYTES) + NUM_LABELLED_GRAPHS * 8
+    return NUM_STRUCTURES * (8 + _MATRIX_BYTES) + NUM_LABELLED_GRAPHS * 8 + NUM_PATTERNS
 
 
 def _index(payload: np.ndarray, path: Path | None) -> KeyTable:
@@ -229,23 +261,18 @@ def _index(payload: np.ndarray, path: Path | None) -> KeyTable:
     codes = payload[: NUM_STRUCTURES * 8].view("<u8")
     end = NUM_STRUCTURES * (8 + _MATRIX_BYTES)
     matrices = payload[NUM_STRUCTURES * 8 : end].reshape(NUM_STRUCTURES, _MATRIX_BYTES)
-    keys = payload[end:].view("<u8")
-    offsets: list[int] = []
-    matrix_bytes: list[bytes] = []
-    by_matrix: dict[bytes, int] = {}
-    by_structure: dict[int, int] = {}
-    offset = 0
+    keys_end = end + NUM_LABELLED_GRAPHS * 8
+    keys = payload[end:keys_end].view("<u8")
+    on_path = payload[keys_end:]
+    code_list = codes.tolist()
+    sizes = (codes >> np.uint64(_STRUCTURE_SHIFT)).astype(np.int64)
+    offsets = np.concatenate(([0], np.cumsum(3 ** (sizes - 2))[:-1])).tolist()
     raw = matrices.tobytes()
-    for index, code in enumerate(codes.tolist()):
-        size = code >> _STRUCTURE_SHIFT
-        start = index * _MATRIX_BYTES
-        lanes = raw[start : start + size * size]
-        by_matrix[lanes] = offset
-        by_structure[code] = index
-        offsets.append(offset)
-        matrix_bytes.append(lanes)
-        offset += 3 ** (size - 2)
-    return KeyTable(codes, matrices, keys, by_matrix, by_structure, offsets, matrix_bytes, path)
+    starts = range(0, NUM_STRUCTURES * _MATRIX_BYTES, _MATRIX_BYTES)
+    matrix_bytes = [raw[start : start + size * size] for start, size in zip(starts, sizes.tolist(), strict=True)]
+    by_matrix = dict(zip(matrix_bytes, offsets, strict=True))
+    by_structure = dict(zip(code_list, range(NUM_STRUCTURES), strict=True))
+    return KeyTable(codes, matrices, keys, by_matrix, by_structure, offsets, matrix_bytes, on_path, path)
 
 
 def _write(path: Path, payload: bytes) -> None:
@@ -277,7 +304,9 @@ def compute_payload() -> bytes:
         codes.append((np.uint64(num_vertices) << np.uint64(_STRUCTURE_SHIFT)) | bits.astype(np.uint64))
         matrices.append(_matrices(num_vertices, bits))
         keys.append(_keys(num_vertices, bits).ravel())
+    on_path = [_on_path(size) for size in _SIZES]
     arrays = [np.concatenate(codes).astype("<u8"), np.concatenate(matrices), np.concatenate(keys).astype("<u8")]
+    arrays.append(np.concatenate(on_path))
     payload = b"".join(array.tobytes() for array in arrays)
     if len(payload) != payload_size():
         raise AssertionError(f"key table of {len(payload)} bytes, expected {payload_size()}")
@@ -286,6 +315,26 @@ def compute_payload() -> bytes:
 
 def _edges(num_vertices: int) -> list[tuple[int, int]]:
     return [(src, dst) for dst in range(1, num_vertices) for src in range(dst)]
+
+
+def _on_path(num_vertices: int) -> np.ndarray:
+    """uint8[2 ** (V(V-1)/2)]: per upper-triangle pattern, the vertices reachable from the input that reach the
+    output (bit v for vertex v), as ``ModelSpec`` prunes (reference §2)."""
+    bits = np.arange(_PATTERNS[num_vertices], dtype=np.uint32)
+
+    def edge(src: int, dst: int) -> np.ndarray:
+        return ((bits >> np.uint32(canonical.edge_bit(src, dst))) & 1).astype(np.uint8)
+
+    reach = np.ones(len(bits), dtype=np.uint8)  # the input reaches itself
+    for dst in range(1, num_vertices):
+        for src in range(dst):
+            reach |= (((reach >> src) & 1) & edge(src, dst)) << dst
+    last = num_vertices - 1
+    coreach = np.full(len(bits), 1 << last, dtype=np.uint8)  # the output is reached from itself
+    for src in range(last - 1, -1, -1):
+        for dst in range(src + 1, num_vertices):
+            coreach |= (((coreach >> dst) & 1) & edge(src, dst)) << src
+    return reach & coreach
 
 
 def _matrices(num_vertices: int, bits: np.ndarray) -> np.ndarray:

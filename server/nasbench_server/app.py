@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from nasbench import keytable
 from nasbench.engine import Engine
 from nasbench.errors import ConfigurationError
 from nasbench.v1 import nasbench_pb2 as pb
@@ -167,6 +168,7 @@ def _open_engine(config: ServerConfig) -> Engine:
     started = time.perf_counter()
     path = config.store if config.store is not None else ensure_default_store(config.cache_dir)
     engine = Engine.open(path, verify=config.verify)
+    keytable.table()  # specs on the wire are named through the key table: map it (built once per machine) now
     if engine.store.manifest["source"].get("synthetic"):
         log.warning(
             "serving SYNTHETIC data (plausible values, not the NAS-Bench-101 results); to serve the real dataset: "

@@ -27,8 +27,12 @@ def payload() -> bytes:
 
 
 def _write_table(path: Path, payload: bytes, header: bytes | None = None) -> None:
-    head = header if header is not None else keytable._HEADER.pack(
-        keytable._MAGIC, keytable.FORMAT, keytable.NUM_STRUCTURES, keytable.NUM_LABELLED_GRAPHS
+    head = (
+        header
+        if header is not None
+        else keytable._HEADER.pack(
+            keytable._MAGIC, keytable.FORMAT, keytable.NUM_STRUCTURES, keytable.NUM_LABELLED_GRAPHS
+        )
     )
     path.write_bytes(head.ljust(64, b"\0") + payload)
 

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nasbench import canonical
+from nasbench import canonical, keytable
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import graph_util
 
@@ -168,10 +168,13 @@ def _lane_masks(num_vertices: int) -> _LaneMasks:
 
 def _analyze(matrix: np.ndarray) -> tuple[int, ...] | None:
     """The extraneous vertices of a square matrix, or None when it is not upper triangular."""
-    if matrix.shape[0] <= _LANES_MAX_VERTICES:
+    num_vertices = matrix.shape[0]
+    if num_vertices <= _LANES_MAX_VERTICES:
         lanes = canonical.lanes01(matrix)
         if lanes is not None:
-            return _analyze_lanes(lanes, matrix.shape[0])
+            if canonical.MIN_VERTICES <= num_vertices <= canonical.MAX_VERTICES:  # the space's sizes: one read
+                return keytable.table().extraneous_of_lanes(lanes, num_vertices)
+            return _analyze_lanes(lanes, num_vertices)
     return _analyze_rows(matrix.tolist())
 
 
