@@ -232,3 +232,51 @@ def test_cell_of_code_decodes_like_canonical() -> None:
         assert matrix.dtype == np.int8 and not matrix.flags.writeable
         assert list(ops) == expected_ops
     assert table.cell_of_code(canonical.pack(3, 0b1, [0])) is None  # not a full DAG: no structure of the space
+
+
+def _matrix_of_bits(num_vertices: int, bits: int) -> np.ndarray:
+    matrix = np.zeros((num_vertices, num_vertices), dtype=np.int8)
+    for src, dst in canonical.edges_of(num_vertices, bits):
+        matrix[src, dst] = 1
+    return matrix
+
+
+def _check_pruning(num_vertices: int, patterns: list[int]) -> None:
+    from nasbench.lib import model_spec
+
+    table = keytable.table()
+    for bits in patterns:
+        matrix = _matrix_of_bits(num_vertices, bits)
+        lanes = canonical.lanes01(matrix)
+        assert canonical.lanes_bits(lanes, num_vertices) == bits
+        expected = model_spec._analyze_lanes(lanes, num_vertices)  # the integer loop, not the table
+        assert table.extraneous(num_vertices, bits) == expected == model_spec._analyze_rows(matrix.tolist())
+
+
+def test_pruning_table_of_small_matrices() -> None:
+    """Every upper-triangular 0/1 matrix of 2 to 5 vertices, and random ones of 6 and 7."""
+    rng = np.random.default_rng(5)
+    for num_vertices in range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1):
+        count = 1 << (num_vertices * (num_vertices - 1) // 2)
+        patterns = range(count) if num_vertices <= 5 else rng.integers(0, count, 3000).tolist()
+        _check_pruning(num_vertices, list(patterns))
+
+
+@pytest.mark.slow
+def test_pruning_table_of_every_matrix() -> None:
+    """All 2,131,018 upper-triangular 0/1 matrices of 2 to 7 vertices against the integer-loop pruning."""
+    from nasbench.lib import model_spec
+
+    table = keytable.table()
+    for num_vertices in range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1):
+        size = num_vertices * num_vertices
+        count = 1 << (num_vertices * (num_vertices - 1) // 2)
+        for start in range(0, count, 1 << 16):
+            bits = np.arange(start, min(start + (1 << 16), count), dtype=np.uint32)
+            lanes = np.zeros((len(bits), size), dtype=np.uint8)
+            for src, dst in canonical.edges_of(num_vertices, (1 << (num_vertices * (num_vertices - 1) // 2)) - 1):
+                lanes[:, src * num_vertices + dst] = (bits >> np.uint32(canonical.edge_bit(src, dst))) & 1
+            raw = lanes.tobytes()
+            for index, pattern in enumerate(bits.tolist()):
+                expected = model_spec._analyze_lanes(raw[index * size : (index + 1) * size], num_vertices)
+                assert table.extraneous(num_vertices, pattern) == expected, (num_vertices, pattern)
