@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -122,7 +123,7 @@ def run_side(side: str, store_path: str, seeds: int, budget: float, rows: list[i
     else:
         nasbench = baseline.OriginalNASBench(Store.open(store_path), seed=0, rows=rows)
         spec_class = baseline.OriginalModelSpec
-    opened = time.perf_counter()
+    opened, opened_cpu = time.perf_counter(), time.process_time()
     experiment = Experiment(nasbench, spec_class)
     trajectories = []
     for seed in range(seeds):
@@ -130,11 +131,12 @@ def run_side(side: str, store_path: str, seeds: int, budget: float, rows: list[i
         random.seed(seed)
         trajectories.append(experiment.random_search(budget))
         trajectories.append(experiment.evolution(budget))
-    finished = time.perf_counter()
+    finished, finished_cpu = time.perf_counter(), time.process_time()
     digest = hashlib.sha256(json.dumps([trajectories, experiment.keys]).encode()).hexdigest()
     return {
         "open_s": opened - started,
         "run_s": finished - opened,
+        "run_cpu_s": finished_cpu - opened_cpu,
         "queries": len(experiment.keys),
         "specs": experiment.specs,
         "digest": digest,
@@ -188,8 +190,13 @@ def run(context: Context) -> ScenarioResult:
     result.figures.append(summarize("open, baseline (load into dicts)", [o["open_s"] for o in theirs], "s"))
     per_query = [o["run_s"] / o["queries"] * 1e6 for o in ours]
     result.figures.append(summarize("notebook workload per query, ours", per_query, "µs"))
-    ratio = min(o["run_s"] for o in theirs) / min(o["run_s"] for o in ours)
+    result.figures.append(summarize("notebook workload CPU time, ours", [o["run_cpu_s"] for o in ours], "s"))
+    result.figures.append(summarize("notebook workload CPU time, baseline", [o["run_cpu_s"] for o in theirs], "s"))
+    ratio = statistics.median(o["run_s"] for o in theirs) / statistics.median(o["run_s"] for o in ours)
     result.ratios["notebook workload: baseline / ours"] = ratio
+    result.ratios["notebook workload CPU time: baseline / ours"] = statistics.median(
+        o["run_cpu_s"] for o in theirs
+    ) / statistics.median(o["run_cpu_s"] for o in ours)
     result.target("notebook workload speedup over the baseline", ratio, "x", 3.0, at_most=False)
     return result
 

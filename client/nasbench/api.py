@@ -284,7 +284,10 @@ class NASBench(_Surface):
           KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
         """
         self._check_epochs(epochs)
-        cell = self._cell_of_spec(model_spec)
+        key = domain.check_spec(model_spec, self.config)
+        cell = None if key is None else self._backend.cell_by_key(key)
+        if cell is None:
+            cell = self._cell_of_unkeyed_spec(model_spec, key)
         return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
 
     def hash_iterator(self) -> KeysView[str]:

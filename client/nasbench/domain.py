@@ -57,11 +57,15 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
                 key = keytable.key_of_lanes(lanes, ops)  # the common case: a labelled graph of the space
                 if key is not None:
                     return key
+            # Not in the table: too many edges (entries are 0/1, so the original's sum is a count), or a matrix
+            # that is not a full DAG (a spec changed by hand), or ops outside the space.
+            num_edges = lanes.count(1)
+            if num_edges > cfg["max_edges"]:
+                raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
             labels = _labels(ops)
             if labels is not None and not int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
-                # Not in the table: too many edges, or a matrix that is not a full DAG (a spec changed by hand).
-                return _key_or_too_many_edges(
-                    lanes.count(1), num_vertices, canonical.lanes_bits(lanes, num_vertices), labels, cfg
+                return canonical.canonicalize(
+                    canonical.pack(num_vertices, canonical.lanes_bits(lanes, num_vertices), labels)
                 )
         elif lanes is None and matrix.dtype.kind in "biu":
             bits, labels = canonical.matrix_bits(matrix), _labels(ops)

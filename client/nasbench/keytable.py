@@ -160,7 +160,8 @@ def _interior_index() -> dict[tuple[Any, ...], int]:
     return index
 
 
-_LABELLING = _interior_index()
+# every op list of a cell of the space, as a tuple -> the index of its interior labelling in product order
+LABELLINGS = _interior_index()
 
 _table: KeyTable | None = None
 _lock = threading.Lock()
@@ -192,7 +193,7 @@ def key_of(matrix: np.ndarray, ops: Sequence[Any]) -> int | None:
 def key_of_lanes(lanes: bytes, ops: Sequence[Any]) -> int | None:
     """``key_of`` for a matrix given as ``canonical.lanes01`` bytes of shape ``(len(ops), len(ops))``."""
     try:
-        labelling = _LABELLING.get(tuple(ops))
+        labelling = LABELLINGS.get(tuple(ops))
     except TypeError:  # unhashable ops
         return None
     if labelling is None:

@@ -47,8 +47,15 @@ def _as_matrix(matrix: Any) -> np.ndarray:
 
 
 def _plain_ops(ops: Any) -> bool:
-    """True for a list of strings, whose deep copy is a plain slice."""
-    return type(ops) is list and set(map(type, ops)) <= _STR_ONLY
+    """True for a list of strings, whose deep copy is a plain slice (the ops of a cell of the space: one lookup)."""
+    if type(ops) is not list:
+        return False
+    try:
+        if tuple(ops) in keytable.LABELLINGS:
+            return True
+    except TypeError:  # unhashable items
+        return False
+    return set(map(type, ops)) <= _STR_ONLY
 
 
 def _copy_matrix(matrix: np.ndarray) -> np.ndarray:
