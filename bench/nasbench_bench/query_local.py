@@ -15,6 +15,7 @@ Run a side alone (what the scenario does in each fresh process)::
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -42,12 +43,30 @@ print(json.dumps({"import_s": imported - start, "construct_s": built - imported,
 """
 
 
-def start_up(store: str, runs: int) -> list[dict[str, float]]:
-    """Fresh processes: import, construction and first query (the key table mapped on the way)."""
-    return [
-        json.loads(subprocess.run([sys.executable, "-c", _START_UP, store], capture_output=True, check=True).stdout)
-        for _ in range(runs)
-    ]
+_NUMPY_ONLY = """
+import json, time
+start = time.perf_counter()
+import numpy
+print(json.dumps({"import_s": time.perf_counter() - start}))
+"""
+
+
+def start_up(store: str, runs: int) -> tuple[list[dict[str, float]], list[float]]:
+    """Fresh processes: import, construction and first query (the key table mapped on the way); and, as the
+    floor under it, ``import numpy`` alone. Bytecode is cached as after ``pip install`` (one uncounted run first
+    writes it even where PYTHONDONTWRITEBYTECODE is set)."""
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+    def once(script: str, *args: str) -> dict[str, float]:
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, check=True, env=env)
+        return json.loads(done.stdout)
+
+    once(_START_UP, store)
+    made, numpy_only = [], []
+    for _ in range(runs):
+        made.append(once(_START_UP, store))
+        numpy_only.append(once(_NUMPY_ONLY)["import_s"])
+    return made, numpy_only
 
 
 def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | None) -> dict[str, list[float]]:
@@ -119,7 +138,8 @@ def run(context: Context) -> ScenarioResult:
             "baseline_rows": rows or "all",
         }
     )
-    made = start_up(str(context.store), 3 if quick else 7)
+    made, numpy_only = start_up(str(context.store), 3 if quick else 7)
+    result.figures.append(summarize("import numpy alone (a floor)", [s * 1000 for s in numpy_only], "ms"))
     result.figures.append(summarize("import nasbench.api", [m["import_s"] * 1000 for m in made], "ms"))
     result.figures.append(summarize("NASBench(store) construction", [m["construct_s"] * 1000 for m in made], "ms"))
     result.figures.append(summarize("first query (maps the key table)", [m["first_query_s"] * 1e3 for m in made], "ms"))

@@ -117,7 +117,8 @@ class _Surface:
         keytable.table()  # every spec is named through the key table: map it now (computed once per machine)
         self._repeat = _check_policy(repeat)
         self._seed = 0 if seed is None else seed
-        self._sample_rng = np.random.default_rng(seed)
+        self._sample_from: int | None = seed  # seeds the sampling generator, made on first use (importing
+        self._sample_rng: np.random.Generator | None = None  # numpy.random costs more than opening a store)
 
     def _set_epochs(self, epochs: Sequence[int]) -> None:
         self._epochs = tuple(epochs)
@@ -218,7 +219,12 @@ class _Surface:
         for name, value in filters.items():
             if value is not None and not isinstance(value, (int, np.integer)) and len(value) == 0:
                 raise errors.InvalidSpecError(f"{name} is empty: pass None to allow any")
-        return int(self._sample_rng.integers(2**63)) if seed is None else seed
+        return int(self._sampling_rng().integers(2**63)) if seed is None else seed
+
+    def _sampling_rng(self) -> np.random.Generator:
+        if self._sample_rng is None:
+            self._sample_rng = np.random.default_rng(self._sample_from)
+        return self._sample_rng
 
 
 class NASBench(_Surface):
@@ -404,6 +410,7 @@ class NASBench(_Surface):
         return f"NASBench({len(self._backend)} cells, valid_epochs={self.valid_epochs})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NASBench:
+        self._sampling_rng()  # shared by the copies, as it always was
         clone = copy.copy(self)  # the data is immutable and shared; counters and history are per object
         memo[id(self)] = clone
         clone.history = copy.deepcopy(self.history, memo)

@@ -14,8 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nasbench import space
 from nasbench.backends.base import Backend
+from nasbench.cache import default_cache_dir
 from nasbench.errors import StoreError
 from nasbench.store.reader import Store
 
@@ -41,7 +41,7 @@ def open_backend(
         return RemoteBackend.connect(text, **(remote or {}))
     path = Path(text)
     if path.suffix == ".tfrecord" or (path.is_file() and _looks_like_tfrecord(path)):
-        path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else space.default_cache_dir() / "stores")
+        path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else default_cache_dir() / "stores")
     from nasbench.backends.local import LocalBackend
 
     return LocalBackend.open(path)

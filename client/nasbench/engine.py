@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import xxhash
 
-from nasbench import canonical, domain, keytable, space
+from nasbench import canonical, domain, keytable
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
-from nasbench.optima import Optimum, optima
 from nasbench.store.reader import Store
+
+if TYPE_CHECKING:
+    from nasbench.optima import Optimum
 
 _HASH_CHUNK = 4096
 
@@ -100,13 +102,17 @@ class Engine:
 
     def hash_strings(self) -> Iterator[str]:
         """Every hash as hex, in row order (the order of first appearance in the source file)."""
+        from nasbench.space import hex_digests
+
         hashes = self.store.hashes
         for start in range(0, self.cells, _HASH_CHUNK):
-            yield from space.hex_digests(hashes[start : start + _HASH_CHUNK])
+            yield from hex_digests(hashes[start : start + _HASH_CHUNK])
 
     def optima(self) -> dict[int, Optimum]:
         """Per budget, the best mean validation and test accuracy of the data (one pass, then kept)."""
         if self._optima is None:
+            from nasbench.optima import optima
+
             self._optima = optima(self.store.metrics, self.epochs)
         return self._optima
 

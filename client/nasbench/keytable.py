@@ -7,7 +7,7 @@ instead of a search over up to 120 vertex orders; and, for every upper-triangula
 (2.1 M of them), the vertices on an input→output path, so pruning a ``ModelSpec`` is one array read. A process
 asking for cells it has never seen pays what a repeated cell costs.
 
-The table is a file of about 12.8 MB in the cache folder (``space.default_cache_dir()``), memory-mapped
+The table is a file of about 12.8 MB in the cache folder (``nasbench.cache.default_cache_dir()``), memory-mapped
 read-only: every process on the machine shares the same pages. It is computed (vectorized, about a second) the
 first time it is needed, written atomically, and checked on every open against the digest of the correct table
 (``TABLE_XXH3_128``, which a slow test recomputes from a fresh enumeration of ``nasbench.space``): a damaged,
@@ -31,11 +31,11 @@ Usage::
 
 from __future__ import annotations
 
+import _thread
 import functools
 import itertools
 import os
 import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ import numpy as np
 import xxhash
 
 from nasbench import canonical
+from nasbench.cache import default_cache_dir
 from nasbench.lib import config
 
 FORMAT = 1
@@ -164,7 +165,7 @@ def _interior_index() -> dict[tuple[Any, ...], int]:
 LABELLINGS = _interior_index()
 
 _table: KeyTable | None = None
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 
 
 def table() -> KeyTable:
@@ -206,9 +207,7 @@ def key_of_lanes(lanes: bytes, ops: Sequence[Any]) -> int | None:
 
 
 def _default_path() -> Path:
-    from nasbench import space
-
-    return space.default_cache_dir() / f"keytable-v{FORMAT}.bin"
+    return default_cache_dir() / f"keytable-v{FORMAT}.bin"
 
 
 # --- opening, checking, building ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import os
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbench import canonical
+from nasbench.cache import default_cache_dir
 from nasbench.lib import config, graph_util
 
 NUM_CELLS = 423_624
@@ -181,15 +181,6 @@ class SpaceTable:
         return hex_digests(self.hashes)
 
 
-def default_cache_dir() -> Path:
-    """Where derived, reproducible files are cached: $NASBENCH_CACHE_DIR, else ~/.cache/nasbench."""
-    root = os.environ.get("NASBENCH_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nasbench"
-
-
 def load_space(cache_dir: Path | None = None, processes: int | None = None) -> SpaceTable:
     """The whole space with its hashes, computed once (about a minute) and then read from a cache file."""
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -242,6 +233,8 @@ def hex_digests(digests: np.ndarray | bytes) -> list[str]:
 
 def sorted_hashes_digest(hashes: np.ndarray) -> str:
     """SHA-256 of the hex hashes sorted ascending and joined with newlines (reference §4.2)."""
+    import hashlib  # here: a client that never checks digests does without OpenSSL
+
     return hashlib.sha256("\n".join(sorted(hex_digests(hashes))).encode()).hexdigest()
 
 
@@ -251,4 +244,6 @@ def representatives_digest(keys: np.ndarray, hashes: np.ndarray) -> str:
         f"{digest}\t{canonical.adjacency_string(key)}\t{canonical.ops_string(key)}"
         for key, digest in zip(keys.tolist(), hex_digests(hashes), strict=True)
     )
+    import hashlib
+
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
