@@ -46,14 +46,7 @@ def hashed_repeat(key: int, epochs: int, seed: int) -> int:
     return xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3
 
 
-def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The stored int8 adjacency (read-only; copy before handing out) and op names of a cell code."""
-    found = keytable.table().cell_of_code(code)
-    if found is not None:
-        return found
-    matrix, ops = canonical.decode(code)  # a code outside the space's structures (no real store holds one)
-    matrix.flags.writeable = False
-    return matrix, tuple(ops)
+representative = keytable.representative  # code -> (read-only int8 matrix, op names): what the dataset stores
 
 
 class Engine:

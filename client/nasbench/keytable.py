@@ -100,6 +100,8 @@ class KeyTable:
     def extraneous_of_lanes(self, lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
         """``extraneous`` of a square matrix of 2 to 7 vertices given as ``canonical.lanes01`` bytes; None when
         it is not upper triangular."""
+        if lanes in self.by_matrix:  # a full DAG of the space (what optimizers mostly build): nothing to prune
+            return ()
         if int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
             return None
         bits = canonical.lanes_bits(lanes, num_vertices)
@@ -113,12 +115,19 @@ class KeyTable:
         structure = self.by_structure.get(code >> canonical.BITS_SHIFT)
         if structure is None:
             return None
+        ops = _OPS_OF_CELL.get(code & _CELL_MASK)
+        if ops is None:  # label digits past the interior, or a digit that names no op: as decode does
+            ops = _ops_of(code >> canonical.VERTICES_SHIFT, code & _LABELS_MASK)
+        return self.matrix_view(structure), ops
+
+    def matrix_view(self, structure: int) -> np.ndarray:
+        """The read-only int8 matrix of a structure (made on first use, then kept)."""
         matrix = self._views.get(structure)
         if matrix is None:
-            size = code >> canonical.VERTICES_SHIFT
+            size = self.codes.item(structure) >> _STRUCTURE_SHIFT
             matrix = np.frombuffer(self.matrix_bytes[structure], dtype=np.int8).reshape(size, size)  # read-only
             self._views[structure] = matrix
-        return matrix, _ops_of(code >> canonical.VERTICES_SHIFT, code & _LABELS_MASK)
+        return matrix
 
 
 @functools.cache
@@ -129,6 +138,13 @@ def _ops_of(num_vertices: int, label_code: int) -> tuple[str, ...]:
 
 
 _LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
+_CELL_MASK = ~(((1 << canonical.VERTICES_SHIFT) - 1) ^ _LABELS_MASK)  # keeps V and the labels of a code
+# V << 31 | labels -> op names, for every labelling of 2 to 7 vertices (no digit past the interior)
+_OPS_OF_CELL = {
+    canonical.pack(size, 0, labels): (config.INPUT, *(_OPS[label] for label in labels), config.OUTPUT)
+    for size in _SIZES
+    for labels in itertools.product(range(len(_OPS)), repeat=size - 2)
+}
 
 
 # V -> on-path vertex mask -> the vertices off every path
@@ -204,6 +220,20 @@ def key_of_lanes(lanes: bytes, ops: Sequence[Any]) -> int | None:
     if offset is None:
         return None
     return found.keys.item(offset + labelling)
+
+
+def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The read-only int8 matrix and the op names of any cell code: from the table's structures, or decoded for a
+    code outside them (which no store of the space holds). The hot path of every answer, hence inlined."""
+    found = _table if _table is not None else table()
+    structure = found.by_structure.get(code >> canonical.BITS_SHIFT)
+    ops = _OPS_OF_CELL.get(code & _CELL_MASK)
+    if structure is None or ops is None:
+        matrix, names = canonical.decode(code)
+        matrix.flags.writeable = False
+        return matrix, tuple(names)
+    matrix = found._views.get(structure)
+    return (matrix if matrix is not None else found.matrix_view(structure)), ops
 
 
 def _default_path() -> Path:
