@@ -150,9 +150,9 @@ def solve(code: int) -> int:
 
 
 # dtype -> (item size, offset of the low byte in an item), for the bool and integer dtypes of both byte orders
-_LANES: dict[np.dtype, tuple[int, int]] = {np.dtype(bool): (1, 0)}
+LANE_LAYOUTS: dict[np.dtype, tuple[int, int]] = {np.dtype(bool): (1, 0)}
 for _kind, _size, _order in itertools.product("iu", (1, 2, 4, 8), "<>"):
-    _LANES[np.dtype(f"{_order}{_kind}{_size}")] = (_size, _size - 1 if _order == ">" else 0)
+    LANE_LAYOUTS[np.dtype(f"{_order}{_kind}{_size}")] = (_size, _size - 1 if _order == ">" else 0)
 _ZERO_ONE = b"\x00\x01"
 
 
@@ -162,7 +162,7 @@ def lanes01(matrix: np.ndarray) -> bytes | None:
     The cheap common currency of the hot paths: it is a dictionary key, and ``int.from_bytes`` of it is a bit
     set (bit ``8 * i`` for entry ``i``). Float arrays give None even with 0.0/1.0 entries (see ``matrix_bits``).
     """
-    layout = _LANES.get(matrix.dtype)
+    layout = LANE_LAYOUTS.get(matrix.dtype)
     if layout is None:
         return None
     raw = matrix.tobytes()
@@ -222,7 +222,7 @@ def matrix_bits(matrix: Any) -> int | None:
     shape, dtype = matrix.shape, matrix.dtype
     if len(shape) != 2 or shape[0] != shape[1] or dtype.kind not in "biu" or shape[0] > MAX_VERTICES:
         return None
-    if dtype not in _LANES:  # a bool or integer dtype numpy spells unusually: read the entries one by one
+    if dtype not in LANE_LAYOUTS:  # a bool or integer dtype numpy spells unusually: read the entries one by one
         return _bits_from_rows(matrix.tolist())
     lanes = lanes01(matrix)  # None: an entry other than 0/1
     if lanes is None or int.from_bytes(lanes, "little") & lower_lanes(shape[0]):

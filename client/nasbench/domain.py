@@ -51,12 +51,12 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
             "too many vertices, got %d (max vertices = %d)" % (num_vertices, cfg["module_vertices"])
         )
     if cfg["available_ops"] == _DEFAULT_OPS and type(matrix) is np.ndarray and num_vertices <= canonical.MAX_VERTICES:
+        if cfg["max_edges"] >= config.MAX_EDGES:
+            key = keytable.key_of(matrix, ops)  # the common case: a labelled graph of the space passes every check
+            if key is not None:
+                return key
         lanes = canonical.lanes01(matrix)  # None: not an integer matrix of 0/1 entries (or an unusual dtype)
         if lanes is not None and matrix.shape == (num_vertices, num_vertices):
-            if cfg["max_edges"] >= config.MAX_EDGES:
-                key = keytable.key_of_lanes(lanes, ops)  # the common case: a labelled graph of the space
-                if key is not None:
-                    return key
             # Not in the table: too many edges (entries are 0/1, so the original's sum is a count), or a matrix
             # that is not a full DAG (a spec changed by hand), or ops outside the space.
             num_edges = lanes.count(1)

@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING, NamedTuple
@@ -46,7 +47,9 @@ def hashed_repeat(key: int, epochs: int, seed: int) -> int:
     return xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3
 
 
-representative = keytable.representative  # code -> (read-only int8 matrix, op names): what the dataset stores
+# code -> (read-only int8 matrix, op names): what the dataset stores. The table answers any cell at once; the
+# small cache only spares repeated cells a few dictionary lookups (bounded: a few hundred kB).
+representative = functools.lru_cache(maxsize=4096)(keytable.representative)
 
 
 class Engine:

@@ -100,8 +100,6 @@ class KeyTable:
     def extraneous_of_lanes(self, lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
         """``extraneous`` of a square matrix of 2 to 7 vertices given as ``canonical.lanes01`` bytes; None when
         it is not upper triangular."""
-        if lanes in self.by_matrix:  # a full DAG of the space (what optimizers mostly build): nothing to prune
-            return ()
         if int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
             return None
         bits = canonical.lanes_bits(lanes, num_vertices)
@@ -201,25 +199,21 @@ def key_of(matrix: np.ndarray, ops: Sequence[Any]) -> int | None:
     with at most 9 edges, and ops 'input', ops of the space, 'output'. Anything else (more edges, other
     entries, other dtypes, unknown ops) gives None and is for the caller to check the slow way.
     """
-    lanes = canonical.lanes01(matrix)
-    if lanes is None or matrix.shape != (len(ops), len(ops)):
+    layout = canonical.LANE_LAYOUTS.get(matrix.dtype)
+    if layout is None or matrix.shape != (len(ops), len(ops)):
         return None
-    return key_of_lanes(lanes, ops)
-
-
-def key_of_lanes(lanes: bytes, ops: Sequence[Any]) -> int | None:
-    """``key_of`` for a matrix given as ``canonical.lanes01`` bytes of shape ``(len(ops), len(ops))``."""
+    found = _table if _table is not None else table()
+    raw = matrix.tobytes()
+    size, low = layout
+    lanes = raw if size == 1 else raw[low::size]
+    offset = found.by_matrix.get(lanes)  # a hit: the low bytes are a 0/1 matrix of the space
+    if offset is None or (size > 1 and raw.count(0) != len(raw) - lanes.count(1)):  # and the high bytes are 0
+        return None
     try:
         labelling = LABELLINGS.get(tuple(ops))
     except TypeError:  # unhashable ops
         return None
-    if labelling is None:
-        return None
-    found = _table if _table is not None else table()
-    offset = found.by_matrix.get(lanes)
-    if offset is None:
-        return None
-    return found.keys.item(offset + labelling)
+    return None if labelling is None else found.keys.item(offset + labelling)
 
 
 def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:

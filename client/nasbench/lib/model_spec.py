@@ -177,6 +177,8 @@ def _analyze(matrix: np.ndarray) -> tuple[int, ...] | None:
     """The extraneous vertices of a square matrix, or None when it is not upper triangular."""
     num_vertices = matrix.shape[0]
     if num_vertices <= _LANES_MAX_VERTICES:
+        if matrix.dtype.itemsize == 1 and matrix.tobytes() in keytable.table().by_matrix:
+            return ()  # a full DAG of the space (what optimizers mostly build): upper triangular, nothing to prune
         lanes = canonical.lanes01(matrix)
         if lanes is not None:
             if canonical.MIN_VERTICES <= num_vertices <= canonical.MAX_VERTICES:  # the space's sizes: one read
