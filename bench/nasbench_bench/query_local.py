@@ -5,6 +5,8 @@ original lookup path (``baseline.py``) loaded from the same store, each side mea
   one call timed at a time; what an optimizer meets, since it mostly asks for cells it has not asked for yet.
   Ours and the baseline alternate process by process, on the same cells.
 - **warm**: in one process, the same 1,000 cells repeated round after round, interleaved with the baseline.
+
+Both report the median of single calls (a call the machine preempted is an outlier, not a shifted average).
 - **start-up**: a fresh process from ``import nasbench.api`` to its first answer, and what it imported.
 
 Run a side alone (what the scenario does in each fresh process)::
@@ -20,13 +22,15 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from nasbench import api
 from nasbench.store.reader import Store
 from nasbench_bench import baseline
 from nasbench_bench.results import Context, ScenarioResult
 from nasbench_bench.specs import random_specs
-from nasbench_bench.timing import interleaved, per_call, summarize
+from nasbench_bench.timing import Stats, per_call, summarize
 
 _START_UP = """
 import json, resource, sys, time
@@ -125,6 +129,21 @@ def cold(context: Context, result: ScenarioResult, cells: int, runs: int, rows: 
     return medians
 
 
+def interleaved_calls(cases: dict[str, tuple[Callable[[Any], Any], Sequence[Any]]], rounds: int) -> dict[str, Stats]:
+    """µs per call, every call timed alone, the cases alternating round by round (one warm-up round first)."""
+    clock = time.perf_counter_ns
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for round_index in range(rounds + 1):
+        for name, (func, inputs) in cases.items():
+            found = samples[name]
+            for item in inputs:
+                started = clock()
+                func(item)
+                if round_index:
+                    found.append((clock() - started) / 1000.0)
+    return {name: summarize(name, values, "µs") for name, values in samples.items()}
+
+
 def run(context: Context) -> ScenarioResult:
     quick = context.quick
     cells, rounds, rows = (200, 5, 20_000) if quick else (1000, 21, None)
@@ -160,7 +179,7 @@ def run(context: Context) -> ScenarioResult:
     epochs = max(nasbench.valid_epochs)
     prebuilt = [api.ModelSpec(m, o) for m, o in specs]
     prebuilt_original = [baseline.OriginalModelSpec(m, list(o)) for m, o in specs]
-    timings = interleaved(
+    timings = interleaved_calls(
         {
             "warm query, ModelSpec included": (lambda s: nasbench.query(api.ModelSpec(*s), epochs), specs),
             "baseline warm query, ModelSpec included": (
