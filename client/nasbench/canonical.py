@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -185,7 +185,7 @@ _ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
 
 
 @functools.cache
-def _upper_entries(num_vertices: int) -> operator.itemgetter:
+def _upper_entries(num_vertices: int) -> Callable[[bytes], tuple[int, ...]]:
     """Picks the upper-triangle entries of ``lanes01`` bytes, most significant bit of the code first."""
     entries = [src * num_vertices + dst for dst in range(1, num_vertices) for src in range(dst)]
     return operator.itemgetter(*reversed(entries))

@@ -184,12 +184,12 @@ _lock = _thread.allocate_lock()
 
 def table() -> KeyTable:
     """The table of this process: mapped from the cache file (built there first if absent or invalid)."""
-    found = _table
-    if found is None:
-        with _lock:
-            found = _table if _table is not None else _open(_default_path())
-            globals()["_table"] = found
-    return found
+    global _table
+    if _table is None:
+        with _lock:  # threads starting together map (or build) it once
+            if _table is None:
+                _table = _open(_default_path())
+    return _table
 
 
 def key_of(matrix: np.ndarray, ops: Sequence[Any]) -> int | None:
