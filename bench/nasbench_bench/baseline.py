@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -98,17 +99,20 @@ def original_hash_module(matrix: np.ndarray, labeling: list[int]) -> str:
 class OriginalNASBench:
     """The original in-memory layout (dicts of per-hash dicts) and query path, loaded from a store."""
 
-    def __init__(self, store: Store, seed: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self, store: Store, seed: int | None = None, limit: int | None = None, rows: Sequence[int] | None = None
+    ) -> None:
+        """Load the first ``limit`` rows of the store (all by default), or exactly ``rows``."""
         self.config = config.build_config()
         random.seed(seed)
         self.fixed_statistics: dict[str, dict[str, Any]] = {}
         self.computed_statistics: dict[str, dict[int, list[dict[str, float]]]] = {}
         self.valid_epochs = set(store.epochs)
-        rows = store.cells if limit is None else min(limit, store.cells)
-        hashes = store.hashes[:rows].tobytes().hex()
-        metrics = store.metrics[:rows].tolist()
-        for row in range(rows):
-            module_hash = hashes[32 * row : 32 * row + 32]
+        if rows is None:
+            rows = range(store.cells if limit is None else min(limit, store.cells))
+        for row in rows:
+            module_hash = store.hashes[row].tobytes().hex()
+            metrics = store.metrics[row].tolist()
             matrix, ops = representative(store.representatives.item(row))
             self.fixed_statistics[module_hash] = {
                 "module_adjacency": matrix.copy(),
@@ -116,7 +120,7 @@ class OriginalNASBench:
                 "trainable_parameters": store.parameters.item(row),
             }
             self.computed_statistics[module_hash] = {
-                epochs: [dict(zip(METRIC_FIELDS, run, strict=True)) for run in metrics[row][index]]
+                epochs: [dict(zip(METRIC_FIELDS, run, strict=True)) for run in metrics[index]]
                 for index, epochs in enumerate(store.epochs)
             }
         self.training_time_spent = 0.0
@@ -139,6 +143,21 @@ class OriginalNASBench:
         self.training_time_spent += data["training_time"]
         self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
         return data
+
+    def is_valid(self, model_spec: OriginalModelSpec) -> bool:
+        """The original catches the domain error of ``_check_spec`` (modelled here as ValueError)."""
+        try:
+            self._check_spec(model_spec)
+        except ValueError:
+            return False
+        return True
+
+    def get_budget_counters(self) -> tuple[float, int]:
+        return self.training_time_spent, self.total_epochs_spent
+
+    def reset_budget_counters(self) -> None:
+        self.training_time_spent = 0.0
+        self.total_epochs_spent = 0
 
     def get_metrics_from_spec(self, model_spec: OriginalModelSpec) -> tuple[dict, dict]:
         self._check_spec(model_spec)

@@ -16,7 +16,9 @@ from nasbench_bench.rpc import descendants
 
 SCENARIOS = {
     "canonicalization": "spec construction, original hash and canonical key per call",
-    "query_local": "in-process query vs a model of the original lookup path",
+    "query_local": "in-process query, cold (fresh processes, never-seen cells) and warm, vs the original lookup path",
+    "notebook": "the original notebook's random search and evolution, whole run, vs the original lookup path",
+    "memory": "16 client processes querying never-seen cells: total PSS, the shared key table counted once",
     "remote": "unary Query vs empty RPC, one stream, QueryBatch by size, cached client",
     "concurrency": "1..16 client processes: throughput, latency, server memory",
     "cold_start": "server to SERVING, client to first answer, vs loading the original's dicts",

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         try:
             add_arguments, _ = importlib.import_module(module).COMMANDS[name]
         except ImportError:
+            sub.description = f"{summary} (not installed: pip install 'nasbench-server[{extra}]')"
             sub.set_defaults(_missing=True)
         else:
             add_arguments(sub)
@@ -58,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code (2 for a NasbenchError, with one stderr line)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    # A subcommand whose package is not installed registers no arguments: whatever follows it must still lead
+    # to the install hint, not to argparse's "unrecognized arguments".
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "_missing", False):
+        args = parser.parse_args(argv)  # argparse's own error for arguments no installed command takes
     if args.command is None:
         parser.print_help()
         return 2

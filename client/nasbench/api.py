@@ -41,12 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import domain, errors
+from nasbench import domain, errors, keytable
 from nasbench.backends.base import Backend
 from nasbench.datasets import open_backend
 from nasbench.engine import Cell, hashed_repeat, representative
 from nasbench.lib import config
-from nasbench.lib import model_metrics_pb2 as model_metrics_pb2
 from nasbench.lib import model_spec as _model_spec
 from nasbench.optima import DatasetOptimum
 from nasbench.store.layout import METRIC_FIELDS
@@ -72,6 +71,18 @@ OUTPUT = config.OUTPUT
 CONV1X1 = config.CONV1X1
 CONV3X3 = config.CONV3X3
 MAXPOOL3X3 = config.MAXPOOL3X3
+
+
+def __getattr__(name: str) -> Any:
+    """``api.model_metrics_pb2`` as in the original, imported on first use: protobuf stays out of local-only
+    processes (importing it costs more than the rest of the package)."""
+    if name == "model_metrics_pb2":
+        from nasbench.lib import model_metrics_pb2
+
+        globals()[name] = model_metrics_pb2
+        return model_metrics_pb2
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _POLICIES = ("random", "mean", "all", "hashed")
 _HALFWAY = slice(0, 4)
@@ -104,9 +115,11 @@ class _Surface:
         """The original's first steps (config, then the global seed), plus the extensions' state."""
         self.config = config.build_config()
         random.seed(seed)
+        keytable.table()  # every spec is named through the key table: map it now (computed once per machine)
         self._repeat = _check_policy(repeat)
         self._seed = 0 if seed is None else seed
-        self._sample_rng = np.random.default_rng(seed)
+        self._sample_from: int | None = seed  # seeds the sampling generator, made on first use (importing
+        self._sample_rng: np.random.Generator | None = None  # numpy.random costs more than opening a store)
 
     def _set_epochs(self, epochs: Sequence[int]) -> None:
         self._epochs = tuple(epochs)
@@ -207,7 +220,12 @@ class _Surface:
         for name, value in filters.items():
             if value is not None and not isinstance(value, (int, np.integer)) and len(value) == 0:
                 raise errors.InvalidSpecError(f"{name} is empty: pass None to allow any")
-        return int(self._sample_rng.integers(2**63)) if seed is None else seed
+        return int(self._sampling_rng().integers(2**63)) if seed is None else seed
+
+    def _sampling_rng(self) -> np.random.Generator:
+        if self._sample_rng is None:
+            self._sample_rng = np.random.default_rng(self._sample_from)
+        return self._sample_rng
 
 
 class NASBench(_Surface):
@@ -279,7 +297,10 @@ class NASBench(_Surface):
           KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
         """
         self._check_epochs(epochs)
-        cell = self._cell_of_spec(model_spec)
+        key = domain.check_spec(model_spec, self.config)
+        cell = None if key is None else self._backend.cell_by_key(key)
+        if cell is None:
+            cell = self._cell_of_unkeyed_spec(model_spec, key)
         return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
 
     def hash_iterator(self) -> KeysView[str]:
@@ -413,6 +434,7 @@ class NASBench(_Surface):
         return f"NASBench({len(self._backend)} cells, valid_epochs={self.valid_epochs})"
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NASBench:
+        self._sampling_rng()  # shared by the copies, as it always was
         clone = copy.copy(self)  # the data is immutable and shared; counters and history are per object
         memo[id(self)] = clone
         clone.history = copy.deepcopy(self.history, memo)

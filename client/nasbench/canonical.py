@@ -22,20 +22,23 @@ Usage::
                                   ['input', 'conv3x3-bn-relu', 'output'])
     matrix, ops = canonical.decode(key)
 
-Cost: a structure (V, bits) is solved once (its minimal relabellings, memoized); after that a key costs a few
-dictionary lookups. Canonical keys fit in 64 bits, so numpy ``uint64`` arrays hold them.
+Cost: the keys of every labelled graph of the space (full DAGs of at most 9 edges) are precomputed in a shared,
+memory-mapped table (``nasbench.keytable``), so a key costs two dictionary lookups and an array read, the first
+time as every time. Codes outside the table (more than 9 edges, or not full DAGs) are solved here: a structure
+(V, bits) by a search over interior orders (its minimal relabellings, memoized), then its labels. Canonical
+keys fit in 64 bits, so numpy ``uint64`` arrays hold them.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from nasbench._memo import Memo
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
 
@@ -50,10 +53,8 @@ INPUT = config.INPUT
 OUTPUT = config.OUTPUT
 OP_LABELS: dict[str, int] = {op: label for label, op in enumerate(config.AVAILABLE_OPS)}
 
-# Structures solved once and kept: the space has 6,472 of them; the bound keeps hostile inputs in check.
-_STRUCTURE_CACHE_SIZE = 16384
-_MATRIX_CACHE_SIZE = 16384
-_KEY_CACHE_SIZE = 1 << 17
+# Structures outside the key table solved once and kept; the bound keeps hostile inputs in check.
+_STRUCTURE_CACHE_SIZE = 4096
 
 
 def edge_bit(src: int, dst: int) -> int:
@@ -131,18 +132,71 @@ def canonical_structure(num_vertices: int, bits: int) -> tuple[int, tuple[tuple[
     return best, tuple(tuple(old - 1 for old in order) for order in winners)
 
 
-@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def canonicalize(code: int) -> int:
-    """The canonical key of the cell with this code."""
+    """The canonical key of the cell with this code (from the key table when the code is a labelled graph of
+    the space, else by ``canonical_structure``)."""
+    from nasbench import keytable
+
+    key = keytable.table().key_of_code(code)
+    return key if key is not None else solve(code)
+
+
+def solve(code: int) -> int:
+    """The canonical key of a code, computed: the minimal relabellings of its structure, then its labels."""
     num_vertices, bits, labels = unpack(code)
     best_bits, orders = canonical_structure(num_vertices, bits)
     best_labels = min(tuple(labels[old] for old in order) for order in orders)
     return pack(num_vertices, best_bits, best_labels)
 
 
-# keys: (dtype, the bytes of a matrix of at most 7x7 entries): at most a few hundred bytes each
-_matrix_bits = Memo(_MATRIX_CACHE_SIZE, 16 << 20, "matrix bits")
-_MISSING = object()
+# dtype -> (item size, offset of the low byte in an item), for the bool and integer dtypes of both byte orders
+LANE_LAYOUTS: dict[np.dtype, tuple[int, int]] = {np.dtype(bool): (1, 0)}
+for _kind, _size, _order in itertools.product("iu", (1, 2, 4, 8), "<>"):
+    LANE_LAYOUTS[np.dtype(f"{_order}{_kind}{_size}")] = (_size, _size - 1 if _order == ">" else 0)
+_ZERO_ONE = b"\x00\x01"
+
+
+def lanes01(matrix: np.ndarray) -> bytes | None:
+    """The entries of a bool or integer array, one byte each in C order, when every entry is 0 or 1; else None.
+
+    The cheap common currency of the hot paths: it is a dictionary key, and ``int.from_bytes`` of it is a bit
+    set (bit ``8 * i`` for entry ``i``). Float arrays give None even with 0.0/1.0 entries (see ``matrix_bits``).
+    """
+    layout = LANE_LAYOUTS.get(matrix.dtype)
+    if layout is None:
+        return None
+    raw = matrix.tobytes()
+    size, low = layout
+    if size == 1:
+        return None if raw.translate(None, _ZERO_ONE) else raw
+    lanes = raw[low::size]
+    if lanes.translate(None, _ZERO_ONE) or raw.count(0) != len(raw) - lanes.count(1):
+        return None  # an entry other than 0/1 in the low bytes, or a non-zero high byte
+    return lanes
+
+
+@functools.cache
+def lower_lanes(num_vertices: int) -> int:
+    """The bits of ``int.from_bytes(lanes, 'little')`` that lie on or below the diagonal."""
+    return sum(1 << 8 * (src * num_vertices + dst) for src in range(num_vertices) for dst in range(src + 1))
+
+
+_ASCII01 = bytes.maketrans(b"\x00\x01", b"01")
+
+
+@functools.cache
+def _upper_entries(num_vertices: int) -> Callable[[bytes], tuple[int, ...]]:
+    """Picks the upper-triangle entries of ``lanes01`` bytes, most significant bit of the code first."""
+    entries = [src * num_vertices + dst for dst in range(1, num_vertices) for src in range(dst)]
+    return operator.itemgetter(*reversed(entries))
+
+
+def lanes_bits(lanes: bytes, num_vertices: int) -> int:
+    """The upper-triangle bits (the code's bit order) of ``lanes01`` bytes of a square matrix (entries below the
+    diagonal are not looked at)."""
+    if num_vertices < 3:  # one entry or none: itemgetter would not return a tuple
+        return lanes[1] if num_vertices == 2 else 0
+    return int(bytes(_upper_entries(num_vertices)(lanes)).translate(_ASCII01), 2)
 
 
 def _bits_from_rows(rows: list[list[Any]]) -> int | None:
@@ -168,11 +222,12 @@ def matrix_bits(matrix: Any) -> int | None:
     shape, dtype = matrix.shape, matrix.dtype
     if len(shape) != 2 or shape[0] != shape[1] or dtype.kind not in "biu" or shape[0] > MAX_VERTICES:
         return None
-    memo_key = (dtype, matrix.tobytes())
-    bits = _matrix_bits.get(memo_key, _MISSING)
-    if bits is _MISSING:
-        bits = _matrix_bits.put(memo_key, _bits_from_rows(matrix.tolist()))
-    return bits
+    if dtype not in LANE_LAYOUTS:  # a bool or integer dtype numpy spells unusually: read the entries one by one
+        return _bits_from_rows(matrix.tolist())
+    lanes = lanes01(matrix)  # None: an entry other than 0/1
+    if lanes is None or int.from_bytes(lanes, "little") & lower_lanes(shape[0]):
+        return None
+    return lanes_bits(lanes, shape[0])
 
 
 def interior_labels(ops: Sequence[Any]) -> tuple[int, ...] | None:
@@ -212,6 +267,12 @@ def cell_code(matrix: Any, ops: Sequence[Any]) -> int:
 
 def canonical_key(matrix: Any, ops: Sequence[Any]) -> int:
     """The canonical key of a pruned cell (see the module docstring); raises InvalidSpecError otherwise."""
+    if type(matrix) is np.ndarray:
+        from nasbench import keytable
+
+        key = keytable.key_of(matrix, ops)
+        if key is not None:
+            return key
     return canonicalize(cell_code(matrix, ops))
 
 

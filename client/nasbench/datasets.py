@@ -18,13 +18,16 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from nasbench import download, space
 from nasbench.backends.base import Backend
+from nasbench.cache import default_cache_dir
 from nasbench.errors import StoreError
 from nasbench.store import layout
 from nasbench.store.reader import Store
+
+if TYPE_CHECKING:  # imported where used: local stores open without the download and hashing machinery
+    from nasbench import download, space
 
 log = logging.getLogger("nasbench.datasets")
 
@@ -49,13 +52,19 @@ def open_backend(
 
         return RemoteBackend.connect(text, **(remote or {}))
     path = Path(text)
-    if text in download.DATASETS and not path.exists():
+    if not path.exists() and _is_dataset_name(text):
         path = store_for_dataset(text, cache_dir)
     elif path.suffix == ".tfrecord" or (path.is_file() and _looks_like_tfrecord(path)):
-        path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else space.default_cache_dir() / "stores")
+        path = store_for_tfrecord(path, Path(cache_dir) if cache_dir else default_cache_dir() / "stores")
     from nasbench.backends.local import LocalBackend
 
     return LocalBackend.open(path)
+
+
+def _is_dataset_name(text: str) -> bool:
+    from nasbench import download
+
+    return text in download.DATASETS
 
 
 def _looks_like_tfrecord(path: Path) -> bool:
@@ -123,8 +132,10 @@ def _build(source: Path, target: Path, table: space.SpaceTable | None = None) ->
 
 def dataset_store_path(name: str, cache_dir: str | os.PathLike[str] | None = None, sha256: str | None = None) -> Path:
     """Where the store of a named dataset (or of a mirror of another file, by its digest) is cached."""
+    from nasbench import download
+
     known = download.DATASETS[name]
-    root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     digest = (sha256 or known.sha256).lower()
     return root / "stores" / f"{Path(known.file_name).stem}-{digest[:16]}-schema{layout.SCHEMA_VERSION}.lmdb"
 
@@ -156,12 +167,14 @@ def store_for_dataset(
       StoreError: the builder is not installed.
       SourceError: the file is not a valid dataset file.
     """
+    from nasbench import download, space
+
     if name not in download.DATASETS:
         raise StoreError(f"unknown dataset {name!r}: expected one of {', '.join(download.DATASETS)}")
     store = dataset_store_path(name, cache_dir, sha256)
     if store.exists():
         return store
-    root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     _require_builder(f"the dataset {name!r} must be built into a store once")  # before downloading gigabytes
     store.parent.mkdir(parents=True, exist_ok=True)
     with download.exclusive(store.parent / f".{store.name}.lock", f"another process is preparing {store}"):

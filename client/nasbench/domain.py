@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import canonical
-from nasbench._memo import Memo
+from nasbench import canonical, keytable
 from nasbench.errors import OutOfDomainError, TooManyVerticesError
 from nasbench.lib import config
 
@@ -51,12 +50,27 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
         raise TooManyVerticesError(
             "too many vertices, got %d (max vertices = %d)" % (num_vertices, cfg["module_vertices"])
         )
-    facts = _known_cell(matrix, ops)
-    if facts is not None and cfg["available_ops"] == _DEFAULT_OPS:  # the common case, one memo lookup
-        num_edges, key = facts
-        if num_edges > cfg["max_edges"]:
-            raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
-        return key
+    if cfg["available_ops"] == _DEFAULT_OPS and type(matrix) is np.ndarray and num_vertices <= canonical.MAX_VERTICES:
+        if cfg["max_edges"] >= config.MAX_EDGES:
+            key = keytable.key_of(matrix, ops)  # the common case: a labelled graph of the space passes every check
+            if key is not None:
+                return key
+        lanes = canonical.lanes01(matrix)  # None: not an integer matrix of 0/1 entries (or an unusual dtype)
+        if lanes is not None and matrix.shape == (num_vertices, num_vertices):
+            # Not in the table: too many edges (entries are 0/1, so the original's sum is a count), or a matrix
+            # that is not a full DAG (a spec changed by hand), or ops outside the space.
+            num_edges = lanes.count(1)
+            if num_edges > cfg["max_edges"]:
+                raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
+            labels = _labels(ops)
+            if labels is not None and not int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
+                return canonical.canonicalize(
+                    canonical.pack(num_vertices, canonical.lanes_bits(lanes, num_vertices), labels)
+                )
+        elif lanes is None and matrix.dtype.kind in "biu":
+            bits, labels = canonical.matrix_bits(matrix), _labels(ops)
+            if bits is not None and labels is not None and matrix.shape[0] == num_vertices:
+                return _key_or_too_many_edges(bits.bit_count(), num_vertices, bits, labels, cfg)
     # Anything else gets the original checks one by one and is then named by its original hash.
     num_edges = np.sum(matrix)
     if num_edges > cfg["max_edges"]:
@@ -72,41 +86,19 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
     return None
 
 
-# (dtype, shape, matrix bytes, ops) -> (edges, canonical key), or None. Only specs of at most 7 vertices whose ops
-# are all known names are kept, so every key is small (a few hundred bytes): hostile inputs pass through unkept.
-_facts = Memo(1 << 16, 64 << 20, "spec facts")
-_KNOWN_NAMES = frozenset((config.INPUT, config.OUTPUT, *config.AVAILABLE_OPS))
-_MISSING = object()
-
-
-def _known_cell(matrix: Any, ops: Any) -> tuple[int, int] | None:
-    """(edges, canonical key) of an integer/bool 0/1 matrix of at most 7 vertices whose ops are input, known
-    ops, output; None for anything else. Memoized on the matrix bytes and the ops."""
-    if (
-        type(matrix) is not np.ndarray
-        or matrix.dtype.kind not in "biu"
-        or matrix.size > canonical.MAX_VERTICES**2
-        or len(ops) > canonical.MAX_VERTICES
-    ):
-        return None
+def _labels(ops: Sequence[Any]) -> tuple[int, ...] | None:
     try:
-        if not _KNOWN_NAMES.issuperset(ops):
-            return None
-        memo_key = (matrix.dtype, matrix.shape, matrix.tobytes(), tuple(ops))
-    except TypeError:  # unhashable ops
+        return canonical.interior_labels(ops)
+    except TypeError:  # ops without a length
         return None
-    facts = _facts.get(memo_key, _MISSING)
-    if facts is _MISSING:
-        facts = _facts.put(memo_key, _cell_facts(matrix, memo_key[3]))
-    return facts
 
 
-def _cell_facts(matrix: np.ndarray, ops: tuple[Any, ...]) -> tuple[int, int] | None:
-    bits = canonical.matrix_bits(matrix)
-    labels = canonical.interior_labels(ops)
-    if bits is None or labels is None or len(ops) != matrix.shape[0]:
-        return None
-    return bits.bit_count(), canonical.canonicalize(canonical.pack(len(ops), bits, labels))
+def _key_or_too_many_edges(
+    num_edges: int, num_vertices: int, bits: int, labels: tuple[int, ...], cfg: Mapping[str, Any]
+) -> int:
+    if num_edges > cfg["max_edges"]:
+        raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
+    return canonical.canonicalize(canonical.pack(num_vertices, bits, labels))
 
 
 def epoch_set(epochs: Sequence[int]) -> set[int]:

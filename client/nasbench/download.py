@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from nasbench import __version__, space
+from nasbench import __version__
+from nasbench.cache import default_cache_dir
 from nasbench.errors import DownloadError
 
 log = logging.getLogger("nasbench.download")
@@ -88,7 +89,7 @@ Progress = Callable[[int, "int | None"], None]  # (bytes in the file so far, ful
 
 def default_folder() -> Path:
     """Where downloads go by default: ``<cache folder>/datasets`` ($NASBENCH_CACHE_DIR or ~/.cache/nasbench)."""
-    return space.default_cache_dir() / "datasets"
+    return default_cache_dir() / "datasets"
 
 
 @dataclass(frozen=True)

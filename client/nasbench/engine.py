@@ -16,16 +16,18 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Collection, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import xxhash
 
-from nasbench import canonical, domain, space
+from nasbench import canonical, domain, keytable
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config
-from nasbench.optima import Optimum, optima
 from nasbench.store.reader import Store
+
+if TYPE_CHECKING:
+    from nasbench.optima import Optimum
 
 _HASH_CHUNK = 4096
 
@@ -45,12 +47,9 @@ def hashed_repeat(key: int, epochs: int, seed: int) -> int:
     return xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The stored int8 adjacency (read-only; copy before handing out) and op names of a cell code."""
-    matrix, ops = canonical.decode(code)
-    matrix.flags.writeable = False
-    return matrix, tuple(ops)
+# code -> (read-only int8 matrix, op names): what the dataset stores. The table answers any cell at once; the
+# small cache only spares repeated cells a few dictionary lookups (bounded: a few hundred kB).
+representative = functools.lru_cache(maxsize=4096)(keytable.representative)
 
 
 class Engine:
@@ -100,13 +99,17 @@ class Engine:
 
     def hash_strings(self) -> Iterator[str]:
         """Every hash as hex, in row order (the order of first appearance in the source file)."""
+        from nasbench.space import hex_digests
+
         hashes = self.store.hashes
         for start in range(0, self.cells, _HASH_CHUNK):
-            yield from space.hex_digests(hashes[start : start + _HASH_CHUNK])
+            yield from hex_digests(hashes[start : start + _HASH_CHUNK])
 
     def optima(self) -> dict[int, Optimum]:
         """Per budget, the best mean validation and test accuracy of the data (one pass, then kept)."""
         if self._optima is None:
+            from nasbench.optima import optima
+
             self._optima = optima(self.store.metrics, self.epochs)
         return self._optima
 

@@ -18,18 +18,16 @@ Usage::
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import logging
-import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nasbench import canonical
+from nasbench.cache import default_cache_dir
 from nasbench.lib import config, graph_util
 
 log = logging.getLogger(__name__)
@@ -154,6 +152,8 @@ def compute_hashes(keys: np.ndarray, processes: int | None = None, chunk: int = 
     if processes == 1 or len(pieces) <= 1:
         digests = b"".join(_hash_chunk(piece) for piece in pieces)
     else:
+        import multiprocessing  # imported where needed: clients that never hash the space do without it
+
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             digests = b"".join(pool.imap(_hash_chunk, pieces))
     return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
@@ -181,15 +181,6 @@ class SpaceTable:
     def hex_hashes(self) -> list[str]:
         """The hashes as 32-character hex strings, in enumeration order."""
         return hex_digests(self.hashes)
-
-
-def default_cache_dir() -> Path:
-    """Where derived, reproducible files are cached: $NASBENCH_CACHE_DIR, else ~/.cache/nasbench."""
-    root = os.environ.get("NASBENCH_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "nasbench"
 
 
 def load_space(cache_dir: Path | None = None, processes: int | None = None) -> SpaceTable:
@@ -225,6 +216,8 @@ def _read_cache(path: Path) -> SpaceTable | None:
 def _write_cache(path: Path, table: SpaceTable) -> None:
     """Write atomically: a temp file in the same folder, fsync, rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -245,6 +238,8 @@ def hex_digests(digests: np.ndarray | bytes) -> list[str]:
 
 def sorted_hashes_digest(hashes: np.ndarray) -> str:
     """SHA-256 of the hex hashes sorted ascending and joined with newlines (reference §4.2)."""
+    import hashlib  # here: a client that never checks digests does without OpenSSL
+
     return hashlib.sha256("\n".join(sorted(hex_digests(hashes))).encode()).hexdigest()
 
 
@@ -254,4 +249,6 @@ def representatives_digest(keys: np.ndarray, hashes: np.ndarray) -> str:
         f"{digest}\t{canonical.adjacency_string(key)}\t{canonical.ops_string(key)}"
         for key, digest in zip(keys.tolist(), hex_digests(hashes), strict=True)
     )
+    import hashlib
+
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from nasbench import keytable
 from nasbench.engine import Engine
 from nasbench.errors import ConfigurationError, StoreCorruptError
 from nasbench.v1 import nasbench_pb2 as pb
@@ -269,6 +270,7 @@ def _open_engine(config: ServerConfig, cancel: threading.Event | None = None) ->
     started = time.perf_counter()
     path = _store_path(config, cancel)
     engine = Engine.open(path, verify=config.verify)
+    keytable.table()  # specs on the wire are named through the key table: map it (built once per machine) now
     if engine.store.manifest["source"].get("synthetic"):
         log.warning(
             "serving SYNTHETIC data (plausible values, not the NAS-Bench-101 results); to serve the real dataset: "

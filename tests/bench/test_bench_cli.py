@@ -53,6 +53,11 @@ def test_quick_run_against_a_server(server, full_store, tmp_path, capsys) -> Non
     assert remote["unary Query"]["count"] == remote["unary Ping"]["count"] == 600
     assert data["scenarios"]["build"]["params"]["small_round_trip_bit_identical"] is True
     assert data["scenarios"]["load"]["params"]["requests"] > 0 and not data["scenarios"]["load"]["params"]["errors"]
+    assert data["scenarios"]["notebook"]["params"]["same_trajectories"] is True
+    assert data["scenarios"]["memory"]["params"]["key_table_shared"] is True
+    local = {f["name"] for f in data["scenarios"]["query_local"]["figures"]}
+    assert {"cold query, ModelSpec included", "baseline cold query, ModelSpec included"} <= local
+    assert {"warm query, ModelSpec included", "baseline warm query, ModelSpec included"} <= local
     for name in (
         "remote_latency.png",
         "batch_cost.png",

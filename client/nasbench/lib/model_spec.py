@@ -19,12 +19,13 @@ failed inside numpy with an unrelated message; tuple ops that need pruning are p
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from nasbench._memo import Memo
+from nasbench import canonical, keytable
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import graph_util
 
@@ -33,9 +34,8 @@ _NUMERIC_KINDS = frozenset("biufcO")
 # dtype kinds whose deep copy equals a plain copy (no Python objects inside).
 _PLAIN_KINDS = frozenset("biufc")
 _STR_ONLY = frozenset((str,))
-# Small plain matrices are analysed once per distinct content (bytes) and the answer is memoized.
-_ANALYSIS_CACHE_SIZE = 16384
-_ANALYSIS_CACHE_MAX_VERTICES = 16
+# Matrices up to this size of 0/1 bool or integer entries are analysed as one integer (bit 8*i = entry i).
+_LANES_MAX_VERTICES = 16
 
 
 def _as_matrix(matrix: Any) -> np.ndarray:
@@ -47,8 +47,15 @@ def _as_matrix(matrix: Any) -> np.ndarray:
 
 
 def _plain_ops(ops: Any) -> bool:
-    """True for a list of strings, whose deep copy is a plain slice."""
-    return type(ops) is list and set(map(type, ops)) <= _STR_ONLY
+    """True for a list of strings, whose deep copy is a plain slice (the ops of a cell of the space: one lookup)."""
+    if type(ops) is not list:
+        return False
+    try:
+        if tuple(ops) in keytable.LABELLINGS:
+            return True
+    except TypeError:  # unhashable items
+        return False
+    return set(map(type, ops)) <= _STR_ONLY
 
 
 def _copy_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -104,21 +111,89 @@ def _analyze_rows(rows: list[list[Any]]) -> tuple[int, ...] | None:
     return _extraneous_vertices(_successor_masks(rows))
 
 
-# keys: (dtype, bytes) of square matrices of at most 16x16 plain entries
-_analysis = Memo(_ANALYSIS_CACHE_SIZE, 32 << 20, "matrix analysis")
-_MISSING = object()
+def _analyze_lanes(lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
+    """``_analyze_rows`` of a 0/1 matrix given as ``canonical.lanes01`` bytes: the same answer with a few
+    integer operations instead of a Python loop per entry (entry ``i`` is bit ``8 * i`` of ``flat``)."""
+    flat = int.from_bytes(lanes, "little")
+    if flat & canonical.lower_lanes(num_vertices):
+        return None
+    if num_vertices < 2:
+        return tuple(range(num_vertices))
+    masks = _lane_masks(num_vertices)
+    # Row sums land in the last byte of each row's bytes, column sums in the last row's bytes (every sum is at
+    # most 16, so no byte carries into the next). Every vertex but the output has an out-edge and every vertex
+    # but the input an in-edge: nothing to prune, the common case of cells an optimizer builds.
+    row_sums = (flat * masks.lanes) & masks.row_sum_bytes
+    column_sums = (flat * masks.column) >> masks.last_row
+    if (row_sums + masks.row_sum_bias) & masks.row_sum_high == masks.row_sum_high and (
+        (column_sums & masks.row) + masks.column_bias
+    ) & masks.column_high == masks.column_high:
+        return ()
+    row_bits = 8 * num_vertices
+    from_input = 1  # bit 8*v: v is reachable from the input (rows in order: every edge points forward)
+    for v in range(num_vertices - 1):
+        if from_input >> (8 * v) & 1:
+            from_input |= (flat >> (row_bits * v)) & masks.row
+    to_output = 1 << (row_bits - 8)  # bit 8*v: the output is reachable from v
+    for v in range(num_vertices - 2, -1, -1):
+        if (flat >> (row_bits * v)) & to_output:
+            to_output |= 1 << (8 * v)
+    on_path = from_input & to_output
+    return tuple(v for v in range(num_vertices) if not on_path >> (8 * v) & 1)
+
+
+class _LaneMasks(NamedTuple):
+    row: int  # the bytes of one row
+    lanes: int  # 0x01 in each byte of one row: multiplying by it adds each row up into its last byte
+    column: int  # the first byte of every row: multiplying by it adds the rows up into the last row
+    last_row: int  # shift that brings the last row's bytes down
+    row_sum_bytes: int  # the last byte of every row but the output's (where ``flat * row`` puts the row sums)
+    row_sum_bias: int  # 0x7f in those bytes: a non-zero sum sets the byte's high bit
+    row_sum_high: int  # 0x80 in those bytes
+    column_bias: int  # 0x7f in the bytes of every column but the input's
+    column_high: int  # 0x80 in those bytes
+
+
+@functools.cache
+def _lane_masks(num_vertices: int) -> _LaneMasks:
+    row_bits = 8 * num_vertices
+    last = 8 * (num_vertices - 1)
+    sums = [row_bits * v + last for v in range(num_vertices - 1)]
+    columns = [8 * v for v in range(1, num_vertices)]
+    return _LaneMasks(
+        row=(1 << row_bits) - 1,
+        lanes=sum(1 << (8 * d) for d in range(num_vertices)),
+        column=sum(1 << (row_bits * v) for v in range(num_vertices)),
+        last_row=row_bits * (num_vertices - 1),
+        row_sum_bytes=sum(0xFF << bit for bit in sums),
+        row_sum_bias=sum(0x7F << bit for bit in sums),
+        row_sum_high=sum(0x80 << bit for bit in sums),
+        column_bias=sum(0x7F << bit for bit in columns),
+        column_high=sum(0x80 << bit for bit in columns),
+    )
 
 
 def _analyze(matrix: np.ndarray) -> tuple[int, ...] | None:
-    """``_analyze_rows``, memoized on the dtype and bytes of small plain square matrices (specs repeat)."""
-    dtype = matrix.dtype
-    if dtype.kind not in _PLAIN_KINDS or matrix.shape[0] > _ANALYSIS_CACHE_MAX_VERTICES:
-        return _analyze_rows(matrix.tolist())
-    memo_key = (dtype, matrix.tobytes())
-    extraneous = _analysis.get(memo_key, _MISSING)
-    if extraneous is _MISSING:
-        extraneous = _analysis.put(memo_key, _analyze_rows(matrix.tolist()))
-    return extraneous
+    """The extraneous vertices of a square matrix, or None when it is not upper triangular."""
+    num_vertices = matrix.shape[0]
+    if num_vertices <= _LANES_MAX_VERTICES:
+        if matrix.dtype.itemsize == 1 and matrix.tobytes() in keytable.table().by_matrix:
+            return ()  # a full DAG of the space (what optimizers mostly build): upper triangular, nothing to prune
+        lanes = canonical.lanes01(matrix)
+        if lanes is not None:
+            if canonical.MIN_VERTICES <= num_vertices <= canonical.MAX_VERTICES:  # the space's sizes: one read
+                return keytable.table().extraneous_of_lanes(lanes, num_vertices)
+            return _analyze_lanes(lanes, num_vertices)
+    return _analyze_rows(matrix.tolist())
+
+
+@functools.lru_cache(maxsize=1024)
+def _kept_entries(num_vertices: int, extraneous: tuple[int, ...]) -> np.ndarray:
+    """Flat (C order) indexes of the entries of the vertices that stay after pruning."""
+    kept = [v for v in range(num_vertices) if v not in extraneous]
+    entries = np.array([src * num_vertices + dst for src in kept for dst in kept], dtype=np.intp)
+    entries.flags.writeable = False
+    return entries
 
 
 class ModelSpec:
@@ -155,7 +230,7 @@ class ModelSpec:
             raise InvalidSpecError("matrix must be upper triangular")
 
         self.original_matrix = _copy_matrix(matrix)
-        self.matrix: np.ndarray | None = _copy_matrix(matrix)
+        self.matrix: np.ndarray | None = None
         if _plain_ops(ops):
             self.original_ops = ops[:]
             self.ops: list[Any] | None = ops[:]
@@ -163,27 +238,33 @@ class ModelSpec:
             self.original_ops = copy.deepcopy(ops)
             self.ops = copy.deepcopy(ops)
         self.valid_spec = True
-        self._prune(extraneous)
+        self._prune(matrix, extraneous)
         self.data_format = data_format
 
-    def _prune(self, extraneous: tuple[int, ...]) -> None:
+    def _prune(self, matrix: np.ndarray, extraneous: tuple[int, ...]) -> None:
         """Drop every vertex that is not on an input→output path; no path at all makes the spec invalid."""
-        num_vertices = self.original_matrix.shape[0]
+        num_vertices = matrix.shape[0]
         if len(extraneous) > num_vertices - 2:
             self.matrix = None
             self.ops = None
             self.valid_spec = False
             return
-        if extraneous:
+        if not extraneous:
+            self.matrix = _copy_matrix(matrix)
+            return
+        if type(matrix) is np.ndarray and matrix.dtype.kind in _PLAIN_KINDS:
+            size = num_vertices - len(extraneous)
+            self.matrix = matrix.ravel()[_kept_entries(num_vertices, extraneous)].reshape(size, size)
+        else:
             drop = list(extraneous)
-            matrix = np.delete(self.matrix, drop, axis=0)
-            self.matrix = np.delete(matrix, drop, axis=1)
-            if isinstance(self.ops, list):
-                for index in reversed(extraneous):
-                    del self.ops[index]
-            else:
-                dropped = set(extraneous)
-                self.ops = [op for index, op in enumerate(self.ops) if index not in dropped]
+            pruned = np.delete(_copy_matrix(matrix), drop, axis=0)
+            self.matrix = np.delete(pruned, drop, axis=1)
+        if isinstance(self.ops, list):
+            for index in reversed(extraneous):
+                del self.ops[index]
+        else:
+            dropped = set(extraneous)
+            self.ops = [op for index, op in enumerate(self.ops) if index not in dropped]
 
     def hash_spec(self, canonical_ops: Sequence[str]) -> str:
         """The original MD5 hash of the pruned cell, labelling each op by its index in ``canonical_ops``.

@@ -28,8 +28,8 @@ import numpy as np
 import xxhash
 
 from nasbench import canonical
+from nasbench.cache import default_cache_dir
 from nasbench.errors import StoreCorruptError, StoreError, StoreNotFoundError, StoreSchemaError
-from nasbench.space import default_cache_dir
 from nasbench.store import integrity, layout
 
 _BITS_SHIFT = canonical.BITS_SHIFT

@@ -275,3 +275,45 @@ def test_pruning_matches_reference_rules(matrix: np.ndarray) -> None:
     np.testing.assert_array_equal(spec.matrix, matrix[np.ix_(kept, kept)])
     assert spec.matrix.dtype == matrix.dtype
     np.testing.assert_array_equal(spec.original_matrix, matrix)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    upper_triangular(),
+    st.sampled_from([bool, np.uint8, np.int16, ">i2", np.int32, ">u4", np.int64, ">i8", np.float64, object]),
+    st.booleans(),
+)
+def test_pruning_is_the_same_for_every_dtype(matrix: np.ndarray, dtype: object, transposed_layout: bool) -> None:
+    """0/1 integer matrices take the integer-operation analysis; others the entry-by-entry one: same answer."""
+    typed = matrix.astype(dtype)
+    if transposed_layout:
+        typed = np.asfortranarray(typed)
+    spec = ModelSpec(typed, [I] + [C3] * (len(matrix) - 2) + [O])
+    kept = _reference_prune(matrix)
+    assert spec.valid_spec == (kept is not None)
+    if kept is not None:
+        np.testing.assert_array_equal(spec.matrix, matrix[np.ix_(kept, kept)])
+        assert spec.matrix.dtype == typed.dtype and spec.matrix.flags.writeable
+        assert spec.ops == [([I] + [C3] * (len(matrix) - 2) + [O])[v] for v in kept]
+    assert spec.original_matrix is not typed and spec.original_matrix.dtype == typed.dtype
+
+
+def test_lower_entries_and_large_values_are_caught_in_every_dtype() -> None:
+    for dtype in (np.int8, np.int64, ">i4", bool):
+        lower = np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=dtype)
+        with pytest.raises(ValueError, match="upper triangular"):
+            ModelSpec(lower, [I, C3, O])
+    big = np.array([[0, 256, 0], [0, 0, 1], [0, 0, 0]], dtype=np.int64)  # low byte 0: an edge all the same
+    spec = ModelSpec(big, [I, C3, O])
+    assert spec.valid_spec and spec.matrix.shape == (3, 3) and spec.matrix[0, 1] == 256
+    negative = np.array([[0, -1, 0], [0, 0, 1], [0, 0, 0]], dtype=np.int8)
+    assert ModelSpec(negative, [I, C3, O]).valid_spec
+
+
+def test_large_matrices_prune_like_small_ones() -> None:
+    size = 20
+    matrix = np.eye(size, k=1, dtype=np.int8)
+    matrix[3, 4] = 0
+    matrix[3, size - 1] = 1
+    spec = ModelSpec(matrix, list(range(size)))
+    assert spec.ops == [0, 1, 2, 3, size - 1]

@@ -1,0 +1,409 @@
+"""What naming a cell needs, for the whole search space, computed once and shared through a memory map.
+
+The space is finite: 6,472 structures (full DAGs of 2 to 7 vertices with at most 9 edges) times the
+``3 ** (V - 2)`` labellings of their interior vertices make 1,293,208 labelled graphs. This table holds the
+canonical key (``nasbench.canonical``) of each, so naming a cell is two dictionary lookups and one array read
+instead of a search over up to 120 vertex orders; and, for every upper-triangular 0/1 matrix of 2 to 7 vertices
+(2.1 M of them), the vertices on an input→output path, so pruning a ``ModelSpec`` is one array read. A process
+asking for cells it has never seen pays what a repeated cell costs.
+
+The table is a file of about 12.8 MB in the cache folder (``nasbench.cache.default_cache_dir()``), memory-mapped
+read-only: every process on the machine shares the same pages. It is computed (vectorized, about a second) the
+first time it is needed, written atomically, and checked on every open against the digest of the correct table
+(``TABLE_XXH3_128``, which a slow test recomputes from a fresh enumeration of ``nasbench.space``): a damaged,
+truncated or stale file is rebuilt, never used. If the cache folder is not writable, the table lives in the
+process's memory.
+
+Layout (little-endian)::
+
+    header        64 bytes: magic, format, structures S, labelled graphs L
+    codes         uint64[S]      V << 21 | upper-triangle bits (canonical's bit order), ascending
+    matrices      uint8[S, 49]   each structure's 0/1 matrix, row-major in the first V*V bytes
+    keys          uint64[L]      canonical key of (structure, interior labelling in itertools.product order)
+    on_path       uint8[P]       for V = 2..7 in turn, indexed by upper-triangle bits: bit v set when vertex v
+                                 lies on an input→output path (P = sum of 2 ** (V * (V - 1) / 2))
+
+Usage::
+
+    from nasbench import keytable
+    key = keytable.key_of(np.array(matrix, dtype=np.int8), ops)   # None outside the table
+"""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import itertools
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from nasbench import canonical
+from nasbench.cache import default_cache_dir
+from nasbench.lib import config
+
+FORMAT = 1
+NUM_STRUCTURES = 6_472
+NUM_LABELLED_GRAPHS = 1_293_208
+# xxh3-128 of everything after the header of the correct table (tests recompute it from a fresh enumeration).
+TABLE_XXH3_128 = "fd338ae34c40b537aabcab2058f7b472"
+_MAGIC = b"NBKEYTBL"
+_HEADER = struct.Struct("<8sIII")
+_HEADER_SIZE = 64
+_MATRIX_BYTES = canonical.MAX_VERTICES**2
+_SIZES = range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1)
+_PATTERNS = {size: 1 << (size * (size - 1) // 2) for size in _SIZES}  # upper-triangle bit patterns of V vertices
+_ON_PATH_OFFSETS = dict(zip(_SIZES, itertools.accumulate([0, *_PATTERNS.values()]), strict=False))
+NUM_PATTERNS = sum(_PATTERNS.values())
+_STRUCTURE_SHIFT = canonical.VERTICES_SHIFT - canonical.BITS_SHIFT  # code >> BITS_SHIFT == V << 21 | bits
+
+_OPS = config.AVAILABLE_OPS
+
+
+@dataclass(frozen=True)
+class KeyTable:
+    """The table's arrays (views of the memory map) and the small per-process indexes over them."""
+
+    codes: np.ndarray  # uint64[S]
+    matrices: np.ndarray  # uint8[S, 49]
+    keys: np.ndarray  # uint64[L]
+    by_matrix: dict[bytes, int]  # V*V bytes of a structure's 0/1 matrix -> offset of its block in keys
+    by_structure: dict[int, int]  # V << 21 | bits -> structure index
+    offsets: list[int]  # structure index -> offset of its block in keys
+    matrix_bytes: list[bytes]  # structure index -> its V*V matrix bytes (the keys of by_matrix)
+    on_path: np.ndarray  # uint8[P]
+    path: Path | None  # the file behind the map; None when the table lives in memory
+    _views: dict[int, np.ndarray] = field(default_factory=dict)  # structure index -> read-only int8 matrix
+
+    def key_of_code(self, code: int) -> int | None:
+        """The canonical key of a cell code when its structure is in the table, else None."""
+        structure = self.by_structure.get(code >> canonical.BITS_SHIFT)
+        if structure is None:
+            return None
+        interior = (code >> canonical.VERTICES_SHIFT) - 2  # labels beyond the interior are ignored, as by unpack
+        labelling = _BASE3[code & ((1 << 2 * interior) - 1)]
+        if labelling < 0:
+            return None
+        return self.keys.item(self.offsets[structure] + labelling)
+
+    def extraneous(self, num_vertices: int, bits: int) -> tuple[int, ...]:
+        """The vertices, ascending, that are on no input→output path of the upper-triangular matrix with these
+        bits (2 <= num_vertices <= 7): what ``ModelSpec`` prunes."""
+        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
+
+    def extraneous_of_lanes(self, lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
+        """``extraneous`` of a square matrix of 2 to 7 vertices given as ``canonical.lanes01`` bytes; None when
+        it is not upper triangular."""
+        if int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
+            return None
+        bits = canonical.lanes_bits(lanes, num_vertices)
+        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
+
+    def cell_of_code(self, code: int) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """The read-only int8 matrix and the op names of a cell code whose structure is in the table, else None.
+
+        Matrices are made once per structure (6,472 at most), so handing them out costs a dictionary lookup.
+        """
+        structure = self.by_structure.get(code >> canonical.BITS_SHIFT)
+        if structure is None:
+            return None
+        ops = _OPS_OF_CELL.get(code & _CELL_MASK)
+        if ops is None:  # label digits past the interior, or a digit that names no op: as decode does
+            ops = _ops_of(code >> canonical.VERTICES_SHIFT, code & _LABELS_MASK)
+        return self.matrix_view(structure), ops
+
+    def matrix_view(self, structure: int) -> np.ndarray:
+        """The read-only int8 matrix of a structure (made on first use, then kept)."""
+        matrix = self._views.get(structure)
+        if matrix is None:
+            size = self.codes.item(structure) >> _STRUCTURE_SHIFT
+            matrix = np.frombuffer(self.matrix_bytes[structure], dtype=np.int8).reshape(size, size)  # read-only
+            self._views[structure] = matrix
+        return matrix
+
+
+@functools.cache
+def _ops_of(num_vertices: int, label_code: int) -> tuple[str, ...]:
+    """Op names of a labelling (bounded: 2 <= V <= 7 and label codes < 1024 reach here)."""
+    labels = canonical.unpack(num_vertices << canonical.VERTICES_SHIFT | label_code)[2]
+    return (config.INPUT, *(_OPS[label] for label in labels), config.OUTPUT)
+
+
+_LABELS_MASK = (1 << canonical.BITS_SHIFT) - 1
+_CELL_MASK = ~(((1 << canonical.VERTICES_SHIFT) - 1) ^ _LABELS_MASK)  # keeps V and the labels of a code
+# V << 31 | labels -> op names, for every labelling of 2 to 7 vertices (no digit past the interior)
+_OPS_OF_CELL = {
+    canonical.pack(size, 0, labels): (config.INPUT, *(_OPS[label] for label in labels), config.OUTPUT)
+    for size in _SIZES
+    for labels in itertools.product(range(len(_OPS)), repeat=size - 2)
+}
+
+
+# V -> on-path vertex mask -> the vertices off every path
+_EXTRANEOUS = {
+    size: [tuple(v for v in range(size) if not mask >> v & 1) for mask in range(1 << size)] for size in _SIZES
+}
+
+
+def _base3_of_label_codes() -> list[int]:
+    """Label code (base 4, vertex 1 most significant) -> the labelling's index in product order (the same digits
+    read in base 3); -1 for codes with a digit 3, which name no op."""
+    index = [-1] * (1 << canonical.BITS_SHIFT)
+    for digits in itertools.product(range(len(_OPS)), repeat=canonical.MAX_VERTICES - 2):
+        code = base3 = 0
+        for digit in digits:
+            code, base3 = code << 2 | digit, base3 * 3 + digit
+        index[code] = base3
+    return index
+
+
+_BASE3 = _base3_of_label_codes()
+
+
+def _interior_index() -> dict[tuple[Any, ...], int]:
+    """Full op tuples ('input', ..., 'output') of 2 to 7 vertices -> index of the labelling in product order."""
+    index: dict[tuple[Any, ...], int] = {}
+    for interior in range(canonical.MAX_VERTICES - 1):
+        for position, labels in enumerate(itertools.product(_OPS, repeat=interior)):
+            index[(config.INPUT, *labels, config.OUTPUT)] = position
+    return index
+
+
+# every op list of a cell of the space, as a tuple -> the index of its interior labelling in product order
+LABELLINGS = _interior_index()
+
+_table: KeyTable | None = None
+_lock = _thread.allocate_lock()
+
+
+def table() -> KeyTable:
+    """The table of this process: mapped from the cache file (built there first if absent or invalid)."""
+    global _table
+    if _table is None:
+        with _lock:  # threads starting together map (or build) it once
+            if _table is None:
+                _table = _open(_default_path())
+    return _table
+
+
+def key_of(matrix: np.ndarray, ops: Sequence[Any]) -> int | None:
+    """The canonical key of a pruned cell, or None when it is not a labelled graph of the table.
+
+    A hit means: an integer or bool matrix of 0/1 entries, upper triangular, a full DAG of 2 to 7 vertices
+    with at most 9 edges, and ops 'input', ops of the space, 'output'. Anything else (more edges, other
+    entries, other dtypes, unknown ops) gives None and is for the caller to check the slow way.
+    """
+    layout = canonical.LANE_LAYOUTS.get(matrix.dtype)
+    if layout is None or matrix.shape != (len(ops), len(ops)):
+        return None
+    found = _table if _table is not None else table()
+    raw = matrix.tobytes()
+    size, low = layout
+    lanes = raw if size == 1 else raw[low::size]
+    offset = found.by_matrix.get(lanes)  # a hit: the low bytes are a 0/1 matrix of the space
+    if offset is None or (size > 1 and raw.count(0) != len(raw) - lanes.count(1)):  # and the high bytes are 0
+        return None
+    try:
+        labelling = LABELLINGS.get(tuple(ops))
+    except TypeError:  # unhashable ops
+        return None
+    return None if labelling is None else found.keys.item(offset + labelling)
+
+
+def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The read-only int8 matrix and the op names of any cell code: from the table's structures, or decoded for a
+    code outside them (which no store of the space holds). The hot path of every answer, hence inlined."""
+    found = _table if _table is not None else table()
+    structure = found.by_structure.get(code >> canonical.BITS_SHIFT)
+    ops = _OPS_OF_CELL.get(code & _CELL_MASK)
+    if structure is None or ops is None:
+        matrix, names = canonical.decode(code)
+        matrix.flags.writeable = False
+        return matrix, tuple(names)
+    matrix = found._views.get(structure)
+    return (matrix if matrix is not None else found.matrix_view(structure)), ops
+
+
+def _default_path() -> Path:
+    return default_cache_dir() / f"keytable-v{FORMAT}.bin"
+
+
+# --- opening, checking, building ---------------------------------------------------------------------------
+
+
+def _open(path: Path) -> KeyTable:
+    """Map the file when it holds the correct table; otherwise compute it, write it, and map that."""
+    found = _map(path)
+    if found is not None:
+        return found
+    payload = compute_payload()
+    try:
+        _write(path, payload)
+    except OSError:  # a read-only cache folder: keep the table in this process's memory
+        return _index(np.frombuffer(payload, dtype=np.uint8), None)
+    found = _map(path)
+    if found is None:  # another process replaced the file with something else in between: use our own
+        return _index(np.frombuffer(payload, dtype=np.uint8), None)
+    return found
+
+
+def _map(path: Path) -> KeyTable | None:
+    """The table mapped from ``path``, or None when the file is absent, truncated, stale or damaged."""
+    try:
+        with open(path, "rb") as handle:
+            data = np.memmap(handle, dtype=np.uint8, mode="r")
+    except (OSError, ValueError):
+        return None
+    if not is_valid(data):
+        return None
+    return _index(data[_HEADER_SIZE:], path)
+
+
+def is_valid(data: np.ndarray | bytes) -> bool:
+    """True iff ``data`` (a whole table file) has the right header, size and content digest."""
+    view = memoryview(data).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
+    if len(view) != _HEADER_SIZE + payload_size():
+        return False
+    magic, version, structures, graphs = _HEADER.unpack_from(view)
+    if (magic, version, structures, graphs) != (_MAGIC, FORMAT, NUM_STRUCTURES, NUM_LABELLED_GRAPHS):
+        return False
+    return xxhash.xxh3_128_hexdigest(view[_HEADER_SIZE:]) == TABLE_XXH3_128
+
+
+def payload_size() -> int:
+    return NUM_STRUCTURES * (8 + _MATRIX_BYTES) + NUM_LABELLED_GRAPHS * 8 + NUM_PATTERNS
+
+
+def _index(payload: np.ndarray, path: Path | None) -> KeyTable:
+    """Views of the arrays in ``payload`` and the per-process indexes (6,472 entries each)."""
+    codes = payload[: NUM_STRUCTURES * 8].view("<u8")
+    end = NUM_STRUCTURES * (8 + _MATRIX_BYTES)
+    matrices = payload[NUM_STRUCTURES * 8 : end].reshape(NUM_STRUCTURES, _MATRIX_BYTES)
+    keys_end = end + NUM_LABELLED_GRAPHS * 8
+    keys = payload[end:keys_end].view("<u8")
+    on_path = payload[keys_end:]
+    code_list = codes.tolist()
+    sizes = (codes >> np.uint64(_STRUCTURE_SHIFT)).astype(np.int64)
+    offsets = np.concatenate(([0], np.cumsum(3 ** (sizes - 2))[:-1])).tolist()
+    raw = matrices.tobytes()
+    starts = range(0, NUM_STRUCTURES * _MATRIX_BYTES, _MATRIX_BYTES)
+    matrix_bytes = [raw[start : start + size * size] for start, size in zip(starts, sizes.tolist(), strict=True)]
+    by_matrix = dict(zip(matrix_bytes, offsets, strict=True))
+    by_structure = dict(zip(code_list, range(NUM_STRUCTURES), strict=True))
+    return KeyTable(codes, matrices, keys, by_matrix, by_structure, offsets, matrix_bytes, on_path, path)
+
+
+def _write(path: Path, payload: bytes) -> None:
+    """Write the file atomically: a temp file in the same folder, fsync, rename."""
+    import tempfile  # only here: it imports more than this whole package
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            header = _HEADER.pack(_MAGIC, FORMAT, NUM_STRUCTURES, NUM_LABELLED_GRAPHS)
+            handle.write(header.ljust(_HEADER_SIZE, b"\0"))
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compute_payload() -> bytes:
+    """The table's arrays (everything after the header), computed from scratch, vectorized over structures."""
+    from nasbench import space
+
+    codes, matrices, keys = [], [], []
+    for num_vertices in range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1):
+        bits = space.structures(num_vertices)
+        codes.append((np.uint64(num_vertices) << np.uint64(_STRUCTURE_SHIFT)) | bits.astype(np.uint64))
+        matrices.append(_matrices(num_vertices, bits))
+        keys.append(_keys(num_vertices, bits).ravel())
+    on_path = [_on_path(size) for size in _SIZES]
+    arrays = [np.concatenate(codes).astype("<u8"), np.concatenate(matrices), np.concatenate(keys).astype("<u8")]
+    arrays.append(np.concatenate(on_path))
+    payload = b"".join(array.tobytes() for array in arrays)
+    if len(payload) != payload_size():
+        raise AssertionError(f"key table of {len(payload)} bytes, expected {payload_size()}")
+    return payload
+
+
+def _edges(num_vertices: int) -> list[tuple[int, int]]:
+    return [(src, dst) for dst in range(1, num_vertices) for src in range(dst)]
+
+
+def _on_path(num_vertices: int) -> np.ndarray:
+    """uint8[2 ** (V(V-1)/2)]: per upper-triangle pattern, the vertices reachable from the input that reach the
+    output (bit v for vertex v), as ``ModelSpec`` prunes (reference §2)."""
+    bits = np.arange(_PATTERNS[num_vertices], dtype=np.uint32)
+
+    def edge(src: int, dst: int) -> np.ndarray:
+        return ((bits >> np.uint32(canonical.edge_bit(src, dst))) & 1).astype(np.uint8)
+
+    reach = np.ones(len(bits), dtype=np.uint8)  # the input reaches itself
+    for dst in range(1, num_vertices):
+        for src in range(dst):
+            reach |= (((reach >> src) & 1) & edge(src, dst)) << dst
+    last = num_vertices - 1
+    coreach = np.full(len(bits), 1 << last, dtype=np.uint8)  # the output is reached from itself
+    for src in range(last - 1, -1, -1):
+        for dst in range(src + 1, num_vertices):
+            coreach |= (((coreach >> dst) & 1) & edge(src, dst)) << src
+    return reach & coreach
+
+
+def _matrices(num_vertices: int, bits: np.ndarray) -> np.ndarray:
+    """uint8[S, 49]: each structure's 0/1 matrix, row-major, zero-padded."""
+    out = np.zeros((len(bits), _MATRIX_BYTES), dtype=np.uint8)
+    for src, dst in _edges(num_vertices):
+        out[:, src * num_vertices + dst] = (bits >> np.uint32(canonical.edge_bit(src, dst))) & 1
+    return out
+
+
+def _keys(num_vertices: int, bits: np.ndarray) -> np.ndarray:
+    """uint64[S, 3**(V-2)]: the canonical key of every labelling of every structure.
+
+    For each interior order that keeps every edge forward, the relabelled bits; per structure the smallest of
+    them and the orders reaching it; per labelling the smallest relabelled label code over those orders.
+    """
+    interior = num_vertices - 2
+    orders = list(itertools.permutations(range(1, num_vertices - 1)))
+    relabelled = np.zeros((len(orders), len(bits)), dtype=np.int64)
+    forward = np.ones((len(orders), len(bits)), dtype=bool)
+    for index, order in enumerate(orders):
+        position = [0, *[0] * interior, num_vertices - 1]
+        for new, old in enumerate(order, start=1):
+            position[old] = new
+        for src, dst in _edges(num_vertices):
+            has = ((bits >> np.uint32(canonical.edge_bit(src, dst))) & 1).astype(np.int64)
+            a, b = position[src], position[dst]
+            if a < b:
+                relabelled[index] |= has << canonical.edge_bit(a, b)
+            else:
+                forward[index] &= has == 0
+    big = np.int64(1) << 40
+    candidates = np.where(forward, relabelled, big)
+    best = candidates.min(axis=0)  # the identity order is always forward
+    winners = candidates == best  # [orders, S]
+    labellings = np.array(list(itertools.product(range(len(_OPS)), repeat=interior)), dtype=np.int64)
+    labellings = labellings.reshape(len(labellings), interior)
+    weights = 4 ** np.arange(interior - 1, -1, -1, dtype=np.int64)
+    best_labels = np.full((len(bits), len(labellings)), big, dtype=np.int64)
+    for index, order in enumerate(orders):
+        label_codes = labellings[:, [old - 1 for old in order]] @ weights  # [labellings]
+        chosen = winners[index]
+        if chosen.any():
+            rows = best_labels[chosen]
+            np.minimum(rows, label_codes[None, :], out=rows)
+            best_labels[chosen] = rows
+    base = (np.int64(num_vertices) << canonical.VERTICES_SHIFT) | (best << canonical.BITS_SHIFT)
+    return (base[:, None] | best_labels).astype(np.uint64)
