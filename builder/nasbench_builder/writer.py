@@ -90,7 +90,7 @@ def check_target(path: str | os.PathLike[str], expected_bytes: int = 0, overwrit
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise StoreError(f"{path} already exists; pass overwrite (--force) to replace it")
+        raise StoreError(f"{path} already exists; pass --force (overwrite=True) to replace it")
     folder = path.parent
     if not folder.is_dir():
         raise StoreError(f"cannot write {path}: folder {folder} does not exist")

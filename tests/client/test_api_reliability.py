@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 
-from nasbench import api, canonical, domain
+from nasbench import _memo, api, canonical
 from nasbench.engine import Engine
-from nasbench.lib import config, model_spec
+from nasbench.lib import config
 from nasbench.store.reader import Store
 
 
@@ -99,11 +99,11 @@ def tiny_switch_interval():
 
 
 def test_threads_sharing_one_nasbench_get_right_answers(open_nasbench, store, tiny_switch_interval, monkeypatch):
-    """8 threads, each querying hundreds of never-seen matrices, switching every microsecond, with the spec
-    memos shrunk to 64 entries so that they evict all the time."""
-    for memo in (domain._facts, canonical._matrix_bits, model_spec._analysis):
-        monkeypatch.setattr(memo, "maxsize", 64)
+    """8 threads, each querying hundreds of never-seen matrices, switching every microsecond, with every memo of
+    the process (the remote client's cell cache among them) shrunk to 64 entries so that they evict all the time."""
     nasbench = open_nasbench(seed=0, repeat=0)
+    for memo in list(_memo._MEMOS):
+        monkeypatch.setattr(memo, "maxsize", 64)
     failures: list[BaseException] = []
     wrong: list[str] = []
 

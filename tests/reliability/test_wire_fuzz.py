@@ -40,6 +40,7 @@ def _valid(method: str, rng: random.Random, key: int, cell: int) -> bytes:
         "GetMetrics": lambda: pb.GetMetricsRequest(cell=ref),
         "ListCells": lambda: pb.ListCellsRequest(chunk_size=rng.randrange(70000), start=rng.getrandbits(20)),
         "GetInfo": pb.GetInfoRequest,
+        "GetOptima": pb.GetOptimaRequest,
         "Ping": pb.PingRequest,
     }
     return requests[method]().SerializeToString()

@@ -20,7 +20,7 @@ from tests.reliability.conftest import log_events
 def _pids(port: int, connections: int = 24) -> set[int]:
     pids = set()
     for _ in range(connections):  # a new connection each time: SO_REUSEPORT spreads connections
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             try:
                 pids.add(pb_grpc.NasbenchStub(channel).GetInfo(pb.GetInfoRequest(), timeout=10).pid)
             except grpc.RpcError as error:  # a connection queued on a worker as it was killed is reset

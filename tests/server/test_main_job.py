@@ -15,7 +15,8 @@ from nasbench_server.process import ServerProcess, free_ports
 
 
 def _info(address: str) -> pb.Info:
-    with grpc.insecure_channel(address) as channel:
+    # a channel of its own subchannels: a new connection each time (SO_REUSEPORT spreads connections)
+    with grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
         return pb_grpc.NasbenchStub(channel).GetInfo(pb.GetInfoRequest(), timeout=10)
 
 

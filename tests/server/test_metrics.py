@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server import metrics
+from nasbench_server import limits, metrics
 from nasbench_server.process import ServerProcess, free_ports
 
 TOKEN = "token-of-the-metrics-test"
@@ -124,7 +123,7 @@ def test_calls_are_counted_by_method_and_code(metrics_server, small_store) -> No
     (identity,) = matching(after, "nasbench_store_info")
     manifest = Store.open(small_store).manifest
     source = manifest["source"]  # built from a generated .tfrecord file: a source file with a digest
-    assert identity["cells"] == "2532" and identity["epochs"] == "4,12,36,108" and identity["synthetic"] == "false"
+    assert identity["cells"] == "2532" and identity["epochs"] == "4,12,36,108" and identity["synthetic"] == "true"
     assert len(identity["source_sha256"]) == 64 and identity["source_sha256"] == source["sha256"]
     assert identity["schema"] == str(manifest["schema_version"]) and identity["checksum"] == manifest["checksum"]
     assert value(after, "nasbench_store_info") == 1
@@ -132,7 +131,6 @@ def test_calls_are_counted_by_method_and_code(metrics_server, small_store) -> No
 
 def test_open_streams_and_request_memory(metrics_server) -> None:
     port = metrics_server.metrics_port
-    before = scrape(port)
     with grpc.insecure_channel(metrics_server.address) as channel:
         stub = pb_grpc.NasbenchStub(channel)
         hold = threading.Event()
@@ -149,16 +147,8 @@ def test_open_streams_and_request_memory(metrics_server) -> None:
         assert value(scrape(port), "nasbench_in_flight_requests", grpc_method="QueryStream") == 1
         stream.cancel()
         hold.set()
-        # specs sent as full matrices fill the server's spec memos: request-derived memory
-        rng = np.random.default_rng(0)
-        for _ in range(40):
-            size = 16  # the largest matrix the spec-analysis memo keeps: 16 x 16 int64 = 2 KB per entry
-            matrix = np.triu(rng.integers(0, 2, (size, size)), 1)
-            ops = ["input", *["conv3x3-bn-relu"] * (size - 2), "output"]
-            adjacency = matrix.astype(np.uint8).tobytes()
-            ref = pb.CellRef(matrix=pb.MatrixSpec(num_vertices=size, adjacency=adjacency, ops=ops))
-            with pytest.raises(grpc.RpcError):
-                stub.Query(pb.QueryRequest(cell=ref), metadata=AUTH, timeout=10)
+        # a big sample holds its answer's bytes in the answer budget while it is computed and sent
+        assert len(stub.Sample(pb.SampleRequest(k=2000, seed=1), metadata=AUTH, timeout=60).cells) == 2000
     deadline = time.monotonic() + 10
     while value(after := scrape(port), "nasbench_open_streams", grpc_method="QueryStream") != 0:
         assert time.monotonic() < deadline, "the closed stream still shows"
@@ -167,13 +157,10 @@ def test_open_streams_and_request_memory(metrics_server) -> None:
     assert value(after, "grpc_server_handled_total", grpc_method="QueryStream") == 1
     time.sleep(metrics.REFRESH_S + 0.2)
     after = scrape(port)
-    grown = value(after, "nasbench_request_memory_bytes") - value(before, "nasbench_request_memory_bytes")
-    assert grown > 40 * 16 * 16 * 8, "forty 16x16 matrices are held in the memos"
-    assert {labels["pool"] for labels in matching(after, "nasbench_request_memory_bytes")} == {
-        "spec_facts",
-        "matrix_bits",
-        "spec_analysis",
-    }
+    # request-derived memory, by pool: the answer budget (given back once the sample was sent) and its bound
+    assert {labels["pool"] for labels in matching(after, "nasbench_request_memory_bytes")} >= {"answers"}
+    assert value(after, "nasbench_request_memory_bytes", pool="answers") == 0
+    assert value(after, "nasbench_request_memory_limit_bytes") >= limits.DEFAULT_ANSWER_BUDGET_BYTES
 
 
 def test_workers_are_summed_in_one_scrape(small_store, tmp_path) -> None:
@@ -257,12 +244,3 @@ def test_memory_source_can_be_replaced() -> None:
         metrics.set_memory_source(*previous)
 
 
-def test_memo_estimate_grows_with_entries() -> None:
-    from nasbench._memo import Memo
-
-    memo = Memo(1000)
-    empty = metrics._estimate(memo)
-    for index in range(100):
-        memo.put((np.dtype(np.int64), (7, 7), bytes(392) + index.to_bytes(4, "little"), ("input", "output")), index)
-    estimate = metrics._estimate(memo)
-    assert 100 * 396 < estimate - empty < 100 * 2000

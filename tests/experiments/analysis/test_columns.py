@@ -37,7 +37,7 @@ def test_dataset_columns_equal_store_columns(small_synthetic, small_columns) -> 
     """The small store was built from a TFRecord file of this dataset: same values, a file as its source."""
     from_memory = columns.from_dataset(small_synthetic.dataset)
     _assert_same_columns(from_memory, small_columns, same_source=False)
-    assert from_memory.synthetic and not small_columns.synthetic
+    assert from_memory.synthetic and small_columns.synthetic  # the store was built from `nasbench synth` output
 
 
 def test_server_columns_and_results_equal_the_store_ones(server_address, full_columns) -> None:
