@@ -71,8 +71,14 @@ def pack(num_vertices: int, bits: int, labels: Sequence[int]) -> int:
 
 
 def unpack(code: int) -> tuple[int, int, tuple[int, ...]]:
-    """``(num_vertices, bits, interior labels)`` of a code."""
+    """``(num_vertices, bits, interior labels)`` of a code.
+
+    Raises:
+      InvalidSpecError: the code does not have 2 to 7 vertices (any 64-bit number could be handed in).
+    """
     num_vertices = code >> VERTICES_SHIFT
+    if not MIN_VERTICES <= num_vertices <= MAX_VERTICES:
+        raise InvalidSpecError(f"not a cell code: {code} (a cell has {MIN_VERTICES} to {MAX_VERTICES} vertices)")
     label_code = code & _LABELS_MASK
     labels = tuple((label_code >> (2 * (num_vertices - 3 - i))) & 3 for i in range(num_vertices - 2))
     return num_vertices, (code >> BITS_SHIFT) & _BITS_MASK, labels
@@ -279,8 +285,6 @@ def canonical_key(matrix: Any, ops: Sequence[Any]) -> int:
 def decode(code: int) -> tuple[np.ndarray, list[str]]:
     """The int8 adjacency matrix and op names (input and output included) of a code or key."""
     num_vertices, bits, labels = unpack(code)
-    if not MIN_VERTICES <= num_vertices <= MAX_VERTICES:
-        raise InvalidSpecError(f"not a cell code: {code}")
     matrix = np.zeros((num_vertices, num_vertices), dtype=np.int8)
     for src, dst in edges_of(num_vertices, bits):
         matrix[src, dst] = 1

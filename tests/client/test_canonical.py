@@ -127,3 +127,12 @@ def test_bool_and_unsigned_matrices_give_the_same_key() -> None:
 def test_canonical_key_rejects_cells_outside_its_domain(matrix: object, ops: list[str], message: str) -> None:
     with pytest.raises(InvalidSpecError, match=message):
         canonical.canonical_key(matrix, ops)
+
+
+@pytest.mark.parametrize("code", [0, 1 << 31, 8 << 31, 2**64 - 1], ids=["0-vertices", "1-vertex", "8-vertices", "max"])
+def test_codes_without_2_to_7_vertices_are_refused_not_expanded(code: int) -> None:
+    """Any 64-bit number can arrive as a key; unpacking one must not build a tuple of billions of labels."""
+    with pytest.raises(InvalidSpecError, match="not a cell code"):
+        canonical.unpack(code)
+    with pytest.raises(InvalidSpecError, match="not a cell code"):
+        canonical.decode(code)
