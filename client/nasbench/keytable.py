@@ -188,7 +188,7 @@ def table() -> KeyTable:
     if _table is None:
         with _lock:  # threads starting together map (or build) it once
             if _table is None:
-                _table = _open(_default_path())
+                _table = _open(default_path())
     return _table
 
 
@@ -230,7 +230,8 @@ def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
     return (matrix if matrix is not None else found.matrix_view(structure)), ops
 
 
-def _default_path() -> Path:
+def default_path() -> Path:
+    """Where this process's key table file lives (in the cache folder)."""
     return default_cache_dir() / f"keytable-v{FORMAT}.bin"
 
 
