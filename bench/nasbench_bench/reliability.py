@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import statistics
@@ -20,13 +19,13 @@ import threading
 import time
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nasbench import keytable
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_bench.results import Context, ScenarioResult
 from nasbench_bench.timing import summarize
+from nasbench_server.process import HealthProber, ServerProcess
 
 _OPEN = """
 import json, sys, time
@@ -44,26 +43,10 @@ def _open_seconds(store: str, mode: str, env: dict[str, str]) -> float:
     return float(json.loads(done.stdout))
 
 
-def _probe(address: str, stop, results) -> None:
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        latencies = []
-        while not stop.is_set():
-            started = time.perf_counter()
-            stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
-            latencies.append((time.perf_counter() - started) * 1000)
-            time.sleep(0.01)
-    results.put(latencies)
-
-
 def _health_latencies(address: str, load: int, k: int) -> list[float]:
     """Health latencies (ms) from another process while ``load`` clients each ask for a sample of ``k`` cells."""
-    context = multiprocessing.get_context("spawn")
-    stop, results = context.Event(), context.Queue()
-    prober = context.Process(target=_probe, args=(address, stop, results))
-    prober.start()
-    time.sleep(1.0)
-    with grpc.insecure_channel(address, options=_BIG) as channel:
+    with HealthProber(address) as prober, grpc.insecure_channel(address, options=_BIG) as channel:
+        time.sleep(1.0)
         stub = pb_grpc.NasbenchStub(channel)
         clients = [
             threading.Thread(target=lambda seed=seed: stub.Sample(pb.SampleRequest(k=k, seed=seed), timeout=600))
@@ -75,10 +58,7 @@ def _health_latencies(address: str, load: int, k: int) -> list[float]:
             client.join()
         if not load:
             time.sleep(3.0)
-    stop.set()
-    latencies = results.get(timeout=60)
-    prober.join()
-    return latencies
+    return [seconds * 1000 for seconds in prober.latencies]
 
 
 def _cache_folder(context: Context, name: str) -> str:
@@ -92,7 +72,6 @@ def _cache_folder(context: Context, name: str) -> str:
 
 
 def run(context: Context) -> ScenarioResult:
-    from nasbench_server.process import ServerProcess
 
     runs = 2 if context.quick else 5
     result = ScenarioResult(params={"runs": runs})

@@ -34,7 +34,6 @@ from __future__ import annotations
 import _thread
 import functools
 import itertools
-import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ import numpy as np
 import xxhash
 
 from nasbench import canonical
-from nasbench.cache import default_cache_dir
+from nasbench.cache import default_cache_dir, write_atomically
 from nasbench.lib import config
 
 FORMAT = 1
@@ -301,22 +300,9 @@ def _index(payload: np.ndarray, path: Path | None) -> KeyTable:
 
 
 def _write(path: Path, payload: bytes) -> None:
-    """Write the file atomically: a temp file in the same folder, fsync, rename."""
-    import tempfile  # only here: it imports more than this whole package
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            header = _HEADER.pack(_MAGIC, FORMAT, NUM_STRUCTURES, NUM_LABELLED_GRAPHS)
-            handle.write(header.ljust(_HEADER_SIZE, b"\0"))
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the file atomically (header, then the payload)."""
+    header = _HEADER.pack(_MAGIC, FORMAT, NUM_STRUCTURES, NUM_LABELLED_GRAPHS).ljust(_HEADER_SIZE, b"\0")
+    write_atomically(path, lambda handle: handle.write(header + payload))
 
 
 def compute_payload() -> bytes:

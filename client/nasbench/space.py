@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbench import canonical
-from nasbench.cache import default_cache_dir
+from nasbench.cache import default_cache_dir, write_atomically
 from nasbench.lib import config, graph_util
 
 log = logging.getLogger(__name__)
@@ -214,20 +214,7 @@ def _read_cache(path: Path) -> SpaceTable | None:
 
 
 def _write_cache(path: Path, table: SpaceTable) -> None:
-    """Write atomically: a temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, keys=table.keys, hashes=table.hashes)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: np.savez(handle, keys=table.keys, hashes=table.hashes))
 
 
 def hex_digests(digests: np.ndarray | bytes) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -98,3 +100,44 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def _probe_health(address: str, stop: Any, results: Any) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        latencies = []
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+                latencies.append(time.perf_counter() - started)
+            except grpc.RpcError:
+                latencies.append(float("inf"))
+            time.sleep(0.01)
+    results.put(latencies)
+
+
+class HealthProber:
+    """Health-check latencies (seconds, sorted; inf for a failed check) of a server, measured from another
+    process, so that the measuring process's own work (its GIL) does not skew them::
+
+        with HealthProber(address) as prober:
+            ...  # the load
+        prober.latencies
+    """
+
+    def __init__(self, address: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results = context.Queue()
+        self._process = context.Process(target=_probe_health, args=(address, self._stop, self._results))
+        self.latencies: list[float] = []
+
+    def __enter__(self) -> HealthProber:
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.latencies = sorted(self._results.get(timeout=60))
+        self._process.join(30)

@@ -18,8 +18,8 @@ import pytest
 
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server.process import ServerProcess
-from tests.reliability.conftest import HealthProber, anonymous_mb
+from nasbench_server.process import HealthProber, ServerProcess
+from tests.reliability.conftest import anonymous_mb
 
 BIG = [("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)]
 

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import grpc
 import pytest
@@ -20,7 +19,7 @@ from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess
-from tests.reliability.conftest import log_events
+from tests.reliability.conftest import log_events, wait_for
 
 SWEEP = textwrap.dedent(
     """
@@ -108,15 +107,6 @@ def test_a_flipped_byte_is_never_served_locally(small_store, tmp_path):
         api.NASBench(str(copy))
 
 
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _get_info_status(address):
     with grpc.insecure_channel(address) as channel:
         try:
@@ -136,12 +126,12 @@ def test_store_damaged_under_a_running_server_is_not_served(small_store, tmp_pat
         offset = store.manifest["arrays"]["metrics"]["offset"] + 64
         store.close()
         _flip(copy, offset)
-        assert _wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.UNAVAILABLE)
+        assert wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.UNAVAILABLE)
         code, details = _get_info_status(server.address)
         assert code == grpc.StatusCode.UNAVAILABLE
         assert "no longer verifies" in details and "checksum mismatch in array 'metrics'" in details
         _flip(copy, offset)  # put the byte back: it verifies again, and is served again
-        assert _wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.OK)
+        assert wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.OK)
         assert server.process.poll() is None
     finally:
         server.stop()
@@ -156,7 +146,7 @@ def test_store_truncated_under_a_running_server_is_refused_with_a_log_line(small
     server = ServerProcess(copy, tmp_path).wait_serving()
     try:
         os.truncate(copy, 64 * 1024)
-        assert _wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.UNAVAILABLE)
+        assert wait_for(lambda: _get_info_status(server.address)[0] == grpc.StatusCode.UNAVAILABLE)
         assert "truncated" in _get_info_status(server.address)[1]
         assert server.process.poll() is None, "the server stays up, refusing calls, and says why"
     finally:

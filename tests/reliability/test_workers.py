@@ -14,7 +14,7 @@ import pytest
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess, free_ports
-from tests.reliability.conftest import log_events
+from tests.reliability.conftest import log_events, wait_for
 
 
 def _pids(port: int, connections: int = 24) -> set[int]:
@@ -42,15 +42,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _wait(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize("run", range(3))
 def test_ready_means_every_worker_serves(small_store, tmp_path, run):
     """Right after the port file appears, both workers answer (the former flaky test, three times over)."""
@@ -68,7 +59,7 @@ def test_a_dead_worker_is_logged_and_replaced(small_store, tmp_path):
     try:
         victim = _workers(server.process.pid)[0]
         os.kill(victim, signal.SIGKILL)
-        assert _wait(lambda: len(_pids(port, 16) - {victim}) == 2), "a new worker took its place"
+        assert wait_for(lambda: len(_pids(port, 16) - {victim}) == 2), "a new worker took its place"
         assert server.process.poll() is None
     finally:
         assert server.stop() == 0
@@ -83,7 +74,7 @@ def test_killing_the_supervisor_leaves_no_worker_behind(small_store, tmp_path):
     assert len(workers) == 2
     server.process.kill()
     server.process.wait()
-    assert _wait(lambda: not any(_alive(pid) for pid in workers), timeout=30), "orphaned workers still run"
+    assert wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=30), "orphaned workers still run"
 
 
 def test_workers_that_keep_dying_end_the_server_with_status_1(small_store, tmp_path, monkeypatch):

@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xxhash
 
+from nasbench.cache import write_atomically
 from nasbench.errors import StoreCorruptError
 
 _LMDB_MAGIC = 0xBEEFC0DE
@@ -111,12 +111,4 @@ def record(folder: Path | None, name: str, path: Path) -> None:
     if folder is None:
         return
     with contextlib.suppress(OSError):
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{name}", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"path": str(path)}, handle)
-            os.replace(temp, folder / f"{name}.json")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+        write_atomically(folder / f"{name}.json", lambda handle: handle.write(json.dumps({"path": str(path)}).encode()))
