@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,8 +25,10 @@ from nasbench_server.config import (
     ServerConfig,
 )
 
+_Default = TypeVar("_Default")
 
-def _env(name: str, default: object) -> object:
+
+def _env(name: str, default: _Default) -> str | _Default:
     return os.environ.get(f"NASBENCH_{name}", default)
 
 
@@ -212,7 +215,9 @@ def run_health(args: argparse.Namespace) -> int:
         channel = grpc.insecure_channel(args.address)
     with channel:
         try:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
+            stub = health_pb2_grpc.HealthStub(channel)
+            # types-grpcio-health-checking declares HealthStub without its methods
+            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)  # type: ignore[attr-defined]
         except grpc.RpcError as error:
             print(f"{args.address}: {error.code().name}")
             return 1

@@ -72,7 +72,10 @@ class ServerProcess:
             while True:
                 self._check_alive(deadline)
                 try:
-                    status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
+                    # types-grpcio-health-checking declares HealthStub without its methods
+                    status = stub.Check(  # type: ignore[attr-defined]
+                        health_pb2.HealthCheckRequest(service=""), timeout=2
+                    ).status
                 except grpc.RpcError:
                     status = None
                 if status == health_pb2.HealthCheckResponse.SERVING:
