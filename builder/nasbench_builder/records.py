@@ -115,8 +115,9 @@ _STRICT_BASE64 = re.compile(  # what strict_mode accepts:
 
 
 def _b64decode_by_pattern(encoded: str) -> bytes:
-    """``a2b_base64(encoded, strict_mode=True)`` for Python 3.10, which has no strict_mode: the same refusals
-    (characters outside the alphabet, misplaced padding) by pattern."""
+    """``a2b_base64(encoded, strict_mode=True)`` for Python 3.10, which has no strict_mode: the refusals of 3.11's
+    and 3.12's (characters outside the alphabet, misplaced padding) by pattern. (3.13 also refuses "=" after a
+    whole group.)"""
     if _STRICT_BASE64.fullmatch(encoded) is None:
         raise binascii.Error("only base64 data with padding at its end is allowed")
     return binascii.a2b_base64(encoded)

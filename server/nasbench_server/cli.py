@@ -215,9 +215,7 @@ def run_health(args: argparse.Namespace) -> int:
         channel = grpc.insecure_channel(args.address)
     with channel:
         try:
-            stub = health_pb2_grpc.HealthStub(channel)
-            # types-grpcio-health-checking declares HealthStub without its methods
-            status = stub.Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)  # type: ignore[attr-defined]
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
         except grpc.RpcError as error:
             print(f"{args.address}: {error.code().name}")
             return 1

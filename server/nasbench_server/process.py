@@ -72,10 +72,7 @@ class ServerProcess:
             while True:
                 self._check_alive(deadline)
                 try:
-                    # types-grpcio-health-checking declares HealthStub without its methods
-                    status = stub.Check(  # type: ignore[attr-defined]
-                        health_pb2.HealthCheckRequest(service=""), timeout=2
-                    ).status
+                    status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
                 except grpc.RpcError:
                     status = None
                 if status == health_pb2.HealthCheckResponse.SERVING:
