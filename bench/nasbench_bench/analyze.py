@@ -87,7 +87,7 @@ def run(context: Context) -> ScenarioResult:
 
         started = time.perf_counter()
         fetched = columns.from_server(context.address)
-        seconds = time.perf_counter() - started
-        result.figures.append(summarize("analyze: every column from the server (QueryBatch)", [seconds], "s"))
+        elapsed = time.perf_counter() - started
+        result.figures.append(summarize("analyze: every column from the server (QueryBatch)", [elapsed], "s"))
         result.params["server_cells"] = fetched.cells
     return result

@@ -39,8 +39,8 @@ class OriginalModelSpec:
                     raise ValueError("matrix must be upper triangular")
         self.original_matrix = copy.deepcopy(matrix)
         self.original_ops = copy.deepcopy(ops)
-        self.matrix = copy.deepcopy(matrix)
-        self.ops = copy.deepcopy(ops)
+        self.matrix: Any = copy.deepcopy(matrix)  # None once pruned away, as in the untyped original
+        self.ops: Any = copy.deepcopy(ops)
         self.valid_spec = True
         self._prune()
 
@@ -131,7 +131,7 @@ class OriginalNASBench:
             raise ValueError("invalid number of epochs")
         fixed_stat, computed_stat = self.get_metrics_from_spec(model_spec)
         sampled_index = random.randint(0, self.config["num_repeats"] - 1)
-        computed_stat = computed_stat[epochs][sampled_index]
+        run = computed_stat[epochs][sampled_index]
         data = {
             "module_adjacency": fixed_stat["module_adjacency"],
             "module_operations": fixed_stat["module_operations"],
@@ -139,7 +139,7 @@ class OriginalNASBench:
         }
         prefix = "halfway_" if stop_halfway else "final_"
         for name in ("training_time", "train_accuracy", "validation_accuracy", "test_accuracy"):
-            data[name] = computed_stat[prefix + name]
+            data[name] = run[prefix + name]
         self.training_time_spent += data["training_time"]
         self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
         return data
@@ -159,7 +159,9 @@ class OriginalNASBench:
         self.training_time_spent = 0.0
         self.total_epochs_spent = 0
 
-    def get_metrics_from_spec(self, model_spec: OriginalModelSpec) -> tuple[dict, dict]:
+    def get_metrics_from_spec(
+        self, model_spec: OriginalModelSpec
+    ) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
         self._check_spec(model_spec)
         module_hash = model_spec.hash_spec(self.config["available_ops"])
         return copy.deepcopy(self.fixed_statistics[module_hash]), copy.deepcopy(self.computed_statistics[module_hash])

@@ -3,6 +3,8 @@ key, on random relabelled cells; the original hash is the baseline the key repla
 
 from __future__ import annotations
 
+import numpy as np
+
 from nasbench import canonical
 from nasbench.lib import config
 from nasbench.lib.model_spec import ModelSpec
@@ -21,7 +23,8 @@ def run(context: Context) -> ScenarioResult:
     built = [ModelSpec(m, o) for m, o in specs]
     available = list(config.AVAILABLE_OPS)
 
-    def searched_key(spec):  # the key without the table: a search over vertex orders, structure memo cleared
+    def searched_key(spec: tuple[np.ndarray, list[str]]) -> int:
+        """The key without the table: a search over vertex orders, structure memo cleared."""
         canonical.canonical_structure.cache_clear()
         return canonical.solve(canonical.cell_code(*spec))
 

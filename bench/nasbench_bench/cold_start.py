@@ -26,9 +26,10 @@ print(json.dumps({"construct_s": built - start, "first_query_s": time.perf_count
 
 
 def _first_query(dataset: str) -> dict[str, float]:
-    return json.loads(
+    figures: dict[str, float] = json.loads(
         subprocess.run([sys.executable, "-c", _FIRST_QUERY, dataset], capture_output=True, check=True).stdout
     )
+    return figures
 
 
 def run(context: Context) -> ScenarioResult:

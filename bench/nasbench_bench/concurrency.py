@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from typing import Any
 
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_bench.results import Context, ScenarioResult
@@ -30,7 +31,7 @@ def client(args: tuple[str, list[int], float]) -> list[float]:
     return latencies
 
 
-def load(address: str, keys: list[int], clients: int, duration: float, pids: list[int]) -> dict:
+def load(address: str, keys: list[int], clients: int, duration: float, pids: list[int]) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     with context.Pool(clients) as pool:
         pool.map(client, [(address, keys, 0.05)] * clients)  # processes up and connected before timing

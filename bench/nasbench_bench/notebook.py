@@ -78,7 +78,7 @@ class Experiment:
                 return spec
 
     def query(self, spec: Any) -> dict[str, Any]:
-        data = self.nasbench.query(spec)
+        data: dict[str, Any] = self.nasbench.query(spec)
         self.keys.append((data["module_adjacency"].tobytes().hex(), *data["module_operations"]))
         return data
 
@@ -148,7 +148,8 @@ def _side_process(side: str, store: str, seeds: int, budget: float, rows_file: P
     command = [sys.executable, "-m", "nasbench_bench.notebook", side, store, str(seeds), repr(budget)]
     if rows_file is not None:
         command.append(str(rows_file))
-    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    figures: dict[str, Any] = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    return figures
 
 
 def _rows_of_cells(store_path: str, cells: list[list[str]]) -> list[int]:

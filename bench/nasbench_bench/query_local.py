@@ -63,7 +63,8 @@ def start_up(store: str, runs: int) -> tuple[list[dict[str, float]], list[float]
 
     def once(script: str, *args: str) -> dict[str, float]:
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, check=True, env=env)
-        return json.loads(done.stdout)
+        figures: dict[str, float] = json.loads(done.stdout)
+        return figures
 
     once(_START_UP, store)
     made, numpy_only = [], []
@@ -79,6 +80,8 @@ def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | Non
     store = Store.open(store_path)
     specs = random_specs(store, 2 * cells, seed=seed, rows=rows)
     queried, checked = specs[:cells], specs[cells:]
+    nasbench: Any  # either side: the same query / is_valid / valid_epochs surface
+    spec_class: Any
     if side == "ours":
         nasbench = api.NASBench(store_path, seed=0)
         spec_class = api.ModelSpec
@@ -104,7 +107,8 @@ def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | Non
 def _cold_process(side: str, store: str, seed: int, cells: int, rows: int | None) -> dict[str, list[float]]:
     command = [sys.executable, "-m", "nasbench_bench.query_local", "cold", side, store, str(seed), str(cells)]
     done = subprocess.run([*command, str(rows or 0)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    samples: dict[str, list[float]] = json.loads(done.stdout)
+    return samples
 
 
 def cold(context: Context, result: ScenarioResult, cells: int, runs: int, rows: int | None) -> dict[str, float]:

@@ -98,7 +98,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def assemble(context: Context, scenarios: dict[str, ScenarioResult], manifest: dict[str, Any] | None) -> dict:
+def assemble(context: Context, scenarios: dict[str, ScenarioResult], manifest: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -27,7 +27,9 @@ def relabel(matrix: np.ndarray, ops: list[str], rng: random.Random) -> tuple[np.
     return matrix[np.ix_(order, order)].copy(), [ops[v] for v in order]
 
 
-def random_specs(store: Store, count: int, seed: int = 0, rows: int | None = None) -> list[tuple[np.ndarray, list]]:
+def random_specs(
+    store: Store, count: int, seed: int = 0, rows: int | None = None
+) -> list[tuple[np.ndarray, list[str]]]:
     """``count`` random cells among the first ``rows`` rows of the store, randomly relabelled (int8 arrays)."""
     rng = random.Random(seed)
     limit = store.cells if rows is None else min(rows, store.cells)

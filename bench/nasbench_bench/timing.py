@@ -44,8 +44,8 @@ def summarize(name: str, samples: Sequence[float], unit: str) -> Stats:
     values = np.asarray(samples, dtype=float)
     if not len(values):
         raise ValueError(f"{name}: no samples")
-    q = np.percentile(values, [50, 90, 99, 99.9])
-    return Stats(name, unit, len(values), float(values.min()), *map(float, q), float(values.max()))
+    p50, p90, p99, p999 = map(float, np.percentile(values, [50, 90, 99, 99.9]))
+    return Stats(name, unit, len(values), float(values.min()), p50, p90, p99, p999, float(values.max()))
 
 
 def per_call(name: str, func: Callable[[Any], Any], inputs: Sequence[Any], rounds: int = 15, warmup: int = 1) -> Stats:

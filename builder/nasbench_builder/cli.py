@@ -120,7 +120,11 @@ def _record_progress(total: int) -> tuple[Callable[[int], None], Callable[[], No
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="records", unit_scale=True, dynamic_ncols=True)
-    return (lambda done: bar.update(done - bar.n)), bar.close
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+
+    return update, bar.close
 
 
 def add_verify_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import struct
+import sys
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -106,11 +107,36 @@ def _operation_labels(operations: str, size: int) -> tuple[int, ...]:
     return tuple(_OP_LABELS[op] for op in ops[1:-1])
 
 
+_STRICT_BASE64 = re.compile(  # what strict_mode accepts:
+    r"(?:[A-Za-z0-9+/]{4})+=*"  # whole groups of 4 (and, as CPython does, any number of "=" after them)
+    r"|(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)"  # a padded last group
+    r"|"  # nothing
+)
+
+
+def _b64decode_by_pattern(encoded: str) -> bytes:
+    """``a2b_base64(encoded, strict_mode=True)`` for Python 3.10, which has no strict_mode: the refusals of 3.11's
+    and 3.12's (characters outside the alphabet, misplaced padding) by pattern. (3.13 also refuses "=" after a
+    whole group.)"""
+    if _STRICT_BASE64.fullmatch(encoded) is None:
+        raise binascii.Error("only base64 data with padding at its end is allowed")
+    return binascii.a2b_base64(encoded)
+
+
+if sys.version_info >= (3, 11):
+
+    def _strict_b64decode(encoded: str) -> bytes:
+        return binascii.a2b_base64(encoded, strict_mode=True)
+
+else:
+    _strict_b64decode = _b64decode_by_pattern
+
+
 def metrics_of(encoded: str) -> tuple[int, tuple[float, ...]]:
     """Trainable parameters and the eight kept values of a base64 ``ModelMetrics`` (finiteness is checked by
     ``check_finite`` on many records at once)."""
     try:
-        raw = binascii.a2b_base64(encoded, strict_mode=True)
+        raw = _strict_b64decode(encoded)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"field 5 (metrics) is not valid base64 ({exc})") from None
     try:
@@ -206,7 +232,7 @@ def encode_evaluation(
 
 def encode_metrics(evaluations: Sequence[bytes], trainable_parameters: int, total_time: float) -> bytes:
     """Wire bytes of a ``ModelMetrics`` from encoded evaluations (field order as ``SerializeToString``)."""
-    parts = []
+    parts: list[bytes] = []
     for evaluation in evaluations:
         parts += (b"\x0a", _varint(len(evaluation)), evaluation)
     parts += (b"\x10", _varint(trainable_parameters), b"\x19", _DOUBLE.pack(total_time))

@@ -142,13 +142,17 @@ def parameters_of(keys: np.ndarray) -> np.ndarray:
     vertex = np.arange(slots.shape[1])[None, :]  # interior vertex 1 first
     labels = np.where(vertex < interior, np.take_along_axis(slots, np.maximum(interior - 1 - vertex, 0), 1), -1)
     kernel = np.where(labels >= 0, np.asarray(_KERNEL)[np.maximum(labels, 0)], 0)
-    return base[inverse] + (kernel * squares[inverse]).sum(axis=1) + ((kernel > 0) * norms[inverse]).sum(axis=1)
+    parameters: np.ndarray = (
+        base[inverse] + (kernel * squares[inverse]).sum(axis=1) + ((kernel > 0) * norms[inverse]).sum(axis=1)
+    )
+    return parameters
 
 
 def quantize(accuracy: np.ndarray) -> np.ndarray:
     """Accuracies as float32(k / 9984), widened to float64, k an integer in [0, 9984]."""
     k = np.clip(np.rint(np.asarray(accuracy) * EVALUATION_IMAGES), 0, EVALUATION_IMAGES)
-    return (k / EVALUATION_IMAGES).astype(np.float32).astype(np.float64)
+    quantized: np.ndarray = (k / EVALUATION_IMAGES).astype(np.float32).astype(np.float64)
+    return quantized
 
 
 def _float32(values: np.ndarray) -> np.ndarray:
@@ -196,7 +200,8 @@ def _stream(seed: int, part: int) -> np.random.Generator:
 
 
 def _standard(values: np.ndarray) -> np.ndarray:
-    return (values - values.mean()) / values.std()
+    standard: np.ndarray = (values - values.mean()) / values.std()
+    return standard
 
 
 def _depths(keys: np.ndarray) -> np.ndarray:
@@ -365,9 +370,9 @@ def record_payloads(synthetic: SyntheticDataset, row: int) -> list[bytes]:
             values = data.metrics[row, budget_index, repeat].tolist()
             step0 = synthetic.step0[row, budget_index, repeat].tolist()
             evaluations = (
-                records.encode_evaluation(0.0, 0.0, *step0, ""),
-                records.encode_evaluation(budget / 2, *values[0:4], ""),
-                records.encode_evaluation(float(budget), *values[4:8], mark),
+                records.encode_evaluation(0.0, 0.0, step0[0], step0[1], step0[2], ""),
+                records.encode_evaluation(budget / 2, values[0], values[1], values[2], values[3], ""),
+                records.encode_evaluation(float(budget), values[4], values[5], values[6], values[7], mark),
             )
             total_time = float(synthetic.total_time[row, budget_index, repeat])
             metrics = records.encode_metrics(evaluations, parameters, total_time)

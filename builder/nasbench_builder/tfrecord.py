@@ -38,7 +38,7 @@ MAX_RECORD_SIZE = 64 << 20
 
 def masked_crc(data: bytes | memoryview) -> int:
     """The masked CRC-32C that TFRecord stores after the length and after the data."""
-    crc = google_crc32c.value(bytes(data) if isinstance(data, memoryview) else data)
+    crc: int = google_crc32c.value(bytes(data) if isinstance(data, memoryview) else data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 
 

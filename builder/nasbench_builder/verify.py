@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from nasbench.store import layout
 from nasbench.store.reader import Store
 
 
-def verify_store(path: str | os.PathLike[str], table: space.SpaceTable | None = None) -> dict:
+def verify_store(path: str | os.PathLike[str], table: space.SpaceTable | None = None) -> dict[str, Any]:
     """Open ``path`` verifying checksums, check its invariants; returns the manifest.
 
     Raises:

@@ -149,7 +149,7 @@ def _write(temp: Path, path: Path, columns: dict[str, np.ndarray], manifest: dic
     map_size = int(payload * 1.25) + (64 << 20)
     with _environment(temp, map_size) as (env, arrays_db, _):
         for name, array in columns.items():  # one value per array, always in overflow pages
-            value = memoryview(array).cast("B")
+            value: memoryview | bytes = array.data.cast("B")
             if array.nbytes < layout.MIN_VALUE_SIZE:
                 value = bytes(value) + bytes(layout.MIN_VALUE_SIZE - array.nbytes)
             with env.begin(write=True) as txn:
@@ -195,7 +195,7 @@ def locate_arrays(
         memoryview(data) as view,
     ):
         for name, array in columns.items():
-            wanted = memoryview(array).cast("B")
+            wanted = array.data.cast("B")
             size = len(wanted)
             candidates = (
                 [expected[name]] if expected is not None else range(_PAGE_HEADER, len(data) - size + 1, page_size)

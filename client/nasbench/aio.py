@@ -172,11 +172,13 @@ class AsyncNASBench(_Surface):
                 raise errors.RemoteError(f"{self.address} sent a malformed batch answer: {exc}") from None
         return cells
 
-    async def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, list[dict]]]:
+    async def get_metrics_from_hash(self, module_hash: str) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
         cell = await self._cell_of_hash(module_hash)
         return self._fixed(cell), self._computed(cell)
 
-    async def get_metrics_from_spec(self, model_spec: ModelSpec) -> tuple[dict[str, Any], dict[int, list[dict]]]:
+    async def get_metrics_from_spec(
+        self, model_spec: ModelSpec
+    ) -> tuple[dict[str, Any], dict[int, list[dict[str, float]]]]:
         cell = await self._cell_of_spec(model_spec)
         return self._fixed(cell), self._computed(cell)
 

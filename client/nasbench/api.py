@@ -37,7 +37,7 @@ import copy
 import os
 import random
 from collections.abc import Collection, Iterator, KeysView, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -88,6 +88,7 @@ _POLICIES = ("random", "mean", "all", "hashed")
 _HALFWAY = slice(0, 4)
 _FINAL = slice(4, 8)
 _DEFAULT = object()  # "the policy given to the constructor"
+_Value = TypeVar("_Value")
 
 
 def _check_policy(repeat: Any) -> Any:
@@ -278,7 +279,9 @@ class NASBench(_Surface):
 
     # --- the original surface -------------------------------------------------------------------------------
 
-    def query(self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT):
+    def query(
+        self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT
+    ) -> dict[str, Any]:
         """Fetch one training run of the cell (one of its three repeats) and charge it to the budget.
 
         Args:
@@ -441,15 +444,11 @@ class NASBench(_Surface):
         return clone
 
 
-class FixedStatistics(Mapping):
-    """Read-only view ``hash -> {'module_adjacency', 'module_operations', 'trainable_parameters'}``; every
-    access returns fresh objects, so mutating them never touches the data."""
+class _HashView(Mapping[str, _Value]):
+    """A read-only view keyed by the dataset's hashes; subclasses say what a hash maps to."""
 
     def __init__(self, nasbench: NASBench) -> None:
         self._nasbench = nasbench
-
-    def __getitem__(self, module_hash: str) -> dict[str, Any]:
-        return self._nasbench._fixed(self._nasbench._cell_of_hash(module_hash))
 
     def __iter__(self) -> Iterator[str]:
         return self._nasbench._backend.hash_strings()
@@ -465,10 +464,18 @@ class FixedStatistics(Mapping):
         return f"<{type(self).__name__} of {len(self)} cells>"
 
 
-class ComputedStatistics(FixedStatistics):
+class FixedStatistics(_HashView[dict[str, Any]]):
+    """Read-only view ``hash -> {'module_adjacency', 'module_operations', 'trainable_parameters'}``; every
+    access returns fresh objects, so mutating them never touches the data."""
+
+    def __getitem__(self, module_hash: str) -> dict[str, Any]:
+        return self._nasbench._fixed(self._nasbench._cell_of_hash(module_hash))
+
+
+class ComputedStatistics(_HashView[dict[int, list[dict[str, float]]]]):
     """Read-only view ``hash -> {epochs: [3 x {8 metric names: float}]}`` (fresh objects on every access)."""
 
-    def __getitem__(self, module_hash: str) -> dict[int, list[dict[str, float]]]:  # type: ignore[override]
+    def __getitem__(self, module_hash: str) -> dict[int, list[dict[str, float]]]:
         return self._nasbench._computed(self._nasbench._cell_of_hash(module_hash))
 
 

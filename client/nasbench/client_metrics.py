@@ -87,7 +87,8 @@ def _retries_by_target(targets: set[str]) -> dict[str, int] | None:
     same target may share subchannels, so each subchannel counts once per target.
     """
     try:
-        from grpc._cython import cygrpc  # channelz's own accessors (grpcio-channelz calls the same)
+        # channelz's own accessors (grpcio-channelz calls the same); a private module the stubs leave out
+        from grpc._cython import cygrpc  # type: ignore[attr-defined]
 
         channels = _top_channels(cygrpc)
     except Exception:  # channelz disabled or gone from this grpcio: no retries series

@@ -81,11 +81,12 @@ def _source_matches(store_path: Path, source: Path) -> bool:
     try:
         info = store.manifest.get("source", {})
         stat = source.stat()
-        return (
+        matches: bool = (
             info.get("name") == source.name
             and info.get("size") == stat.st_size
             and info.get("mtime_ns") == stat.st_mtime_ns
         )
+        return matches
     finally:
         store.close()
 

@@ -89,12 +89,14 @@ class KeyTable:
         labelling = _BASE3[code & ((1 << 2 * interior) - 1)]
         if labelling < 0:
             return None
-        return self.keys.item(self.offsets[structure] + labelling)
+        key: int = self.keys.item(self.offsets[structure] + labelling)
+        return key
 
     def extraneous(self, num_vertices: int, bits: int) -> tuple[int, ...]:
         """The vertices, ascending, that are on no input→output path of the upper-triangular matrix with these
         bits (2 <= num_vertices <= 7): what ``ModelSpec`` prunes."""
-        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
+        on_path: int = self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)
+        return _EXTRANEOUS[num_vertices][on_path]
 
     def extraneous_of_lanes(self, lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
         """``extraneous`` of a square matrix of 2 to 7 vertices given as ``canonical.lanes01`` bytes; None when
@@ -102,7 +104,8 @@ class KeyTable:
         if int.from_bytes(lanes, "little") & canonical.lower_lanes(num_vertices):
             return None
         bits = canonical.lanes_bits(lanes, num_vertices)
-        return _EXTRANEOUS[num_vertices][self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)]
+        on_path: int = self.on_path.item(_ON_PATH_OFFSETS[num_vertices] + bits)
+        return _EXTRANEOUS[num_vertices][on_path]
 
     def cell_of_code(self, code: int) -> tuple[np.ndarray, tuple[str, ...]] | None:
         """The read-only int8 matrix and the op names of a cell code whose structure is in the table, else None.
@@ -170,7 +173,8 @@ def _interior_index() -> dict[tuple[Any, ...], int]:
     index: dict[tuple[Any, ...], int] = {}
     for interior in range(canonical.MAX_VERTICES - 1):
         for position, labels in enumerate(itertools.product(_OPS, repeat=interior)):
-            index[(config.INPUT, *labels, config.OUTPUT)] = position
+            ops = (config.INPUT, *labels, config.OUTPUT)
+            index[ops] = position
     return index
 
 
@@ -225,8 +229,8 @@ def representative(code: int) -> tuple[np.ndarray, tuple[str, ...]]:
         matrix, names = canonical.decode(code)
         matrix.flags.writeable = False
         return matrix, tuple(names)
-    matrix = found._views.get(structure)
-    return (matrix if matrix is not None else found.matrix_view(structure)), ops
+    view = found._views.get(structure)
+    return (view if view is not None else found.matrix_view(structure)), ops
 
 
 def default_path() -> Path:
@@ -267,7 +271,7 @@ def _map(path: Path) -> KeyTable | None:
 
 def is_valid(data: np.ndarray | bytes) -> bool:
     """True iff ``data`` (a whole table file) has the right header, size and content digest."""
-    view = memoryview(data).cast("B") if isinstance(data, np.ndarray) else memoryview(data)
+    view = data.data.cast("B") if isinstance(data, np.ndarray) else memoryview(data)
     if len(view) != _HEADER_SIZE + payload_size():
         return False
     magic, version, structures, graphs = _HEADER.unpack_from(view)
@@ -334,7 +338,8 @@ def _on_path(num_vertices: int) -> np.ndarray:
     bits = np.arange(_PATTERNS[num_vertices], dtype=np.uint32)
 
     def edge(src: int, dst: int) -> np.ndarray:
-        return ((bits >> np.uint32(canonical.edge_bit(src, dst))) & 1).astype(np.uint8)
+        reached: np.ndarray = ((bits >> np.uint32(canonical.edge_bit(src, dst))) & 1).astype(np.uint8)
+        return reached
 
     reach = np.ones(len(bits), dtype=np.uint8)  # the input reaches itself
     for dst in range(1, num_vertices):
@@ -393,4 +398,5 @@ def _keys(num_vertices: int, bits: np.ndarray) -> np.ndarray:
             np.minimum(rows, label_codes[None, :], out=rows)
             best_labels[chosen] = rows
     base = (np.int64(num_vertices) << canonical.VERTICES_SHIFT) | (best << canonical.BITS_SHIFT)
-    return (base[:, None] | best_labels).astype(np.uint64)
+    keys: np.ndarray = (base[:, None] | best_labels).astype(np.uint64)
+    return keys

@@ -63,7 +63,8 @@ def _label_codes(labellings: np.ndarray) -> np.ndarray:
     """Base-4 codes of labellings, first interior vertex most significant."""
     num_interior = labellings.shape[1]
     weights = 4 ** np.arange(num_interior - 1, -1, -1, dtype=np.int64)
-    return labellings @ weights
+    codes: np.ndarray = labellings @ weights
+    return codes
 
 
 def labelled_graphs(num_vertices: int, max_edges: int = config.MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +157,8 @@ def compute_hashes(keys: np.ndarray, processes: int | None = None, chunk: int = 
 
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             digests = b"".join(pool.imap(_hash_chunk, pieces))
-    return np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
+    hashes: np.ndarray = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16).copy()
+    return hashes
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class SpaceTable:
         """The raw 16-byte original hash of a canonical key, or None when the key is not a cell of the space."""
         index = int(self.keys.searchsorted(np.uint64(key)))
         if index < len(self.keys) and self.keys[index] == key:
-            return self.hashes[index].tobytes()
+            digest: bytes = self.hashes[index].tobytes()
+            return digest
         return None
 
     def hash_of_key(self, key: int) -> str | None:

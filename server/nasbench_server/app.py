@@ -187,7 +187,7 @@ def service_handler(servicer: NasbenchServicer) -> grpc.GenericRpcHandler:
     """The Nasbench service, decoding requests itself so a malformed message gets INVALID_ARGUMENT naming the
     message type (gRPC's own decoding answers UNKNOWN with an internal exception text)."""
     service = pb.DESCRIPTOR.services_by_name["Nasbench"]
-    handlers = {}
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
     for method in service.methods:
         request_type = getattr(pb, method.input_type.name)
         behaviour = getattr(servicer, method.name)
@@ -209,7 +209,9 @@ def _serialize(message: Any) -> bytes:
 PARSE_INLINE_BYTES = 256 << 10  # bigger requests are decoded on the worker thread, not the event loop
 
 
-async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContext, servicer: NasbenchServicer) -> Any:
+async def _parse(
+    raw: bytes, request_type: Any, context: grpc.aio.ServicerContext[Any, Any], servicer: NasbenchServicer
+) -> Any:
     servicer.request_bytes.note(len(raw))
     try:
         if len(raw) <= PARSE_INLINE_BYTES:
@@ -221,7 +223,7 @@ async def _parse(raw: bytes, request_type: Any, context: grpc.aio.ServicerContex
 
 
 def _parsed_unary(behaviour: Callable[..., Any], request_type: Any, servicer: NasbenchServicer) -> Callable[..., Any]:
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return await behaviour(await _parse(raw, request_type, context, servicer), context)
 
     return handle
@@ -232,7 +234,7 @@ def _parsed_unary_stream(
 ) -> Callable[..., Any]:
     """A server-streaming handler that writes its messages itself (``context.write``)."""
 
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> None:
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         await behaviour(await _parse(raw, request_type, context, servicer), context)
 
     return handle
@@ -291,8 +293,8 @@ def run(config: ServerConfig, port_file: Path | None = None) -> int:
     logs.setup(config.log_level)
     if config.workers <= 1:
         # a supervised worker (reuse_port) only records metrics: its parent serves the sum of all workers
-        serves_metrics = config.metrics_port is not None and not config.reuse_port
-        stop_metrics = metrics.serve_http(config.host, config.metrics_port) if serves_metrics else None
+        metrics_port = None if config.reuse_port else config.metrics_port
+        stop_metrics = None if metrics_port is None else metrics.serve_http(config.host, metrics_port)
         try:
             run_loop(serve(config, on_bound=None if port_file is None else lambda port: write_port(port_file, port)))
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,8 +25,10 @@ from nasbench_server.config import (
     ServerConfig,
 )
 
+_Default = TypeVar("_Default")
 
-def _env(name: str, default: object) -> object:
+
+def _env(name: str, default: _Default) -> str | _Default:
     return os.environ.get(f"NASBENCH_{name}", default)
 
 

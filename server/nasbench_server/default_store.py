@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from nasbench import space
+from nasbench.cache import default_cache_dir
 from nasbench.errors import StoreError
 from nasbench.store import layout
 
@@ -25,7 +26,7 @@ def default_store_path(cache_dir: Path | None = None) -> Path:
             "no --store given, and the embedded synthetic store needs the builder: "
             "pip install 'nasbench-server[builder]'"
         ) from None
-    root = Path(cache_dir) if cache_dir is not None else space.default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = f"synthetic-v{SYNTHETIC_VERSION}-full-seed{SEED}-schema{layout.SCHEMA_VERSION}.lmdb"
     return root / "stores" / name
 

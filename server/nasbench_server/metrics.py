@@ -193,7 +193,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 class _Method:
     """The series of one method, resolved once (``labels()`` costs more than the increment)."""
 
-    def __init__(self, full_name: str, handler: grpc.RpcMethodHandler) -> None:
+    def __init__(self, full_name: str, handler: grpc.RpcMethodHandler[Any, Any]) -> None:
         service, _, name = full_name.lstrip("/").rpartition("/")
         kind = {
             (False, False): "unary",
@@ -225,7 +225,8 @@ class _Method:
         series[0].inc()
         series[1].observe(elapsed)
 
-    def wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        behaviour: Any  # the one of the handler's four callables that is set
         if handler.unary_unary is not None:
             behaviour, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
         elif handler.unary_stream is not None:
@@ -242,7 +243,7 @@ class _Method:
         )
 
     def _call(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = self.started()
             code = grpc.StatusCode.UNKNOWN
             try:
@@ -260,7 +261,7 @@ class _Method:
         return measured
 
     def _generator(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
-        async def measured(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def measured(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = self.started()
             code = grpc.StatusCode.UNKNOWN
             try:
@@ -276,18 +277,19 @@ class _Method:
         return measured
 
 
-def _final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def _final_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
     """The status of a handler that returned: CANCELLED if the client went away (a stream then just ends)."""
     if context.cancelled():
         return grpc.StatusCode.CANCELLED
-    return context.code() or grpc.StatusCode.OK
+    # the stubs type code() as never None; the guard stays for a context whose code is unset
+    return context.code() or grpc.StatusCode.OK  # type: ignore[unreachable]
 
 
-def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> grpc.StatusCode:
+def _code_of(exc: BaseException, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
     if isinstance(exc, asyncio.CancelledError | GeneratorExit):
         return grpc.StatusCode.CANCELLED
     if isinstance(exc, grpc.aio.AbortError):
-        return context.code() or grpc.StatusCode.UNKNOWN
+        return context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[unreachable]  # as in _final_code
     return grpc.StatusCode.UNKNOWN  # what gRPC answers for an unexpected exception
 
 

@@ -62,13 +62,13 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         return _refusal(handler)
 
 
-async def _refuse(requests: Any, context: grpc.aio.ServicerContext) -> None:
+async def _refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     await context.abort(
         grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: send the metadata 'authorization: Bearer <token>'"
     )
 
 
-def _refusal(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _refusal(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler that refuses the call before reading anything of it: as a request-streaming handler, whatever
     the method's kind, so gRPC never buffers an unauthenticated request message (up to the message limit)."""
     return grpc.stream_stream_rpc_method_handler(_refuse)

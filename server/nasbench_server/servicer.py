@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import grpc
 import numpy as np
@@ -41,6 +41,7 @@ from nasbench_server.config import DEFAULT_LIST_CHUNK, MAX_LIST_CHUNK, ServerCon
 from nasbench_server.metrics import batch_size, cells_served  # Prometheus hooks (no-ops without --metrics-port)
 
 log = logging.getLogger("nasbench.server")
+_Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 _HALFWAY = slice(0, 4)
 _FINAL = slice(4, 8)
 
@@ -51,7 +52,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.engine: Engine | None = None
-        self.unavailable = _LOADING  # why calls are refused (None while serving)
+        self.unavailable: str | None = _LOADING  # why calls are refused (None while serving)
         self.requests = 0
         self._cfg = nasbench_config.build_config()
         self.answers = limits.AnswerBudget(config.answer_budget_bytes)
@@ -109,7 +110,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         return response
 
     async def _guard(
-        self, context: grpc.aio.ServicerContext, call: Callable[..., Any], *args: Any, cells: int = 0
+        self, context: _Context, call: Callable[..., Any], *args: Any, cells: int = 0
     ) -> Any:
         """Run ``call``, mapping errors to statuses; answers of more than INLINE_CELLS cells are computed on the
         worker thread once their size fits in the answer budget (given back when the call ends)."""
@@ -119,7 +120,8 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 return call(*args)
             self._ready()
             taken = await self.answers.acquire(cells * limits.cell_answer_bytes(len(self._all_epochs)))
-            context.add_done_callback(lambda _: self.answers.release(taken))
+            # the stubs want an instance of their _DoneCallback class, which no callable is
+            context.add_done_callback(lambda _: self.answers.release(taken))  # type: ignore[arg-type]
             return await self.off_loop(_serialized(_deadline(context), call), *args)
         except (_NotReady, NasbenchError) as exc:
             failure = _failure(exc)
@@ -138,7 +140,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             return _failure(exc)
         return None
 
-    async def _write(self, context: grpc.aio.ServicerContext, message: Any) -> None:
+    async def _write(self, context: _Context, message: Any) -> None:
         """Write one stream message; a client that reads nothing for the stall time loses the stream."""
         try:
             await asyncio.wait_for(context.write(message), self.config.stream_stall_s)
@@ -150,10 +152,17 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
     # --- RPCs --------------------------------------------------------------------------------------------
 
-    async def Query(self, request: pb.QueryRequest, context: grpc.aio.ServicerContext) -> pb.QueryResponse:
-        return await self._guard(context, self._query, request)
+    # The generated base class types each RPC as returning its response message (or an iterator of them). The
+    # overrides marked `type: ignore[override]` answer as app.service_handler expects instead: pre-encoded
+    # bytes (_wire.Encoded, or bytes serialized on the worker thread), or through the read/write stream API.
 
-    async def QueryStream(self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+    async def Query(self, request: pb.QueryRequest, context: _Context) -> pb.QueryResponse:
+        answer: pb.QueryResponse = await self._guard(context, self._query, request)
+        return answer
+
+    async def QueryStream(  # type: ignore[override]
+        self, raw_requests: AsyncIterator[bytes], context: _Context
+    ) -> None:
         """Reads raw requests and writes answers with the read/write API (no generator layers per message):
         one message costs a fraction of the async-iterator form. A malformed message ends the stream."""
         failure = self._open_stream()
@@ -164,7 +173,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         finally:
             self.streams.give_back()
 
-    async def _query_stream(self, context: grpc.aio.ServicerContext) -> None:
+    async def _query_stream(self, context: _Context) -> None:
         while True:
             raw = await context.read()
             if raw is grpc.aio.EOF:
@@ -193,11 +202,14 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 await _fail(context, failure)
             await self._write(context, response)
 
-    async def QueryBatch(
-        self, request: pb.QueryBatchRequest, context: grpc.aio.ServicerContext
-    ) -> _wire.Encoded:
+    async def QueryBatch(  # type: ignore[override]
+        self, request: pb.QueryBatchRequest, context: _Context
+    ) -> _wire.Encoded | bytes:
         count = len(request.keys) + len(request.cells)
-        return await self._guard(context, self._query_batch, request, cells=min(count, self.config.max_batch))
+        answer: _wire.Encoded | bytes = await self._guard(
+            context, self._query_batch, request, cells=min(count, self.config.max_batch)
+        )
+        return answer
 
     def _query_batch(self, request: pb.QueryBatchRequest) -> _wire.Encoded:
         count = len(request.keys) + len(request.cells)
@@ -246,8 +258,13 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 raise type(exc)(f"{field}: {exc}") from None
             return -1
 
-    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> _wire.Encoded:
-        return await self._guard(context, self._sample, request, cells=min(request.k, self.config.max_sample))
+    async def Sample(  # type: ignore[override]
+        self, request: pb.SampleRequest, context: _Context
+    ) -> _wire.Encoded | bytes:
+        answer: _wire.Encoded | bytes = await self._guard(
+            context, self._sample, request, cells=min(request.k, self.config.max_sample)
+        )
+        return answer
 
     def _sample(self, request: pb.SampleRequest) -> _wire.Encoded:
         if request.k > self.config.max_sample:
@@ -270,8 +287,11 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, row, every) for row in rows.tolist()])
 
-    async def Neighbors(self, request: pb.NeighborsRequest, context: grpc.aio.ServicerContext) -> _wire.Encoded:
-        return await self._guard(context, self._neighbors, request)
+    async def Neighbors(  # type: ignore[override]
+        self, request: pb.NeighborsRequest, context: _Context
+    ) -> _wire.Encoded:
+        answer: _wire.Encoded = await self._guard(context, self._neighbors, request)
+        return answer
 
     def _neighbors(self, request: pb.NeighborsRequest) -> _wire.Encoded:
         engine = self._ready()
@@ -281,8 +301,9 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
 
-    async def GetMetrics(self, request: pb.GetMetricsRequest, context: grpc.aio.ServicerContext) -> pb.CellData:
-        return await self._guard(context, self._get_metrics, request)
+    async def GetMetrics(self, request: pb.GetMetricsRequest, context: _Context) -> pb.CellData:
+        answer: pb.CellData = await self._guard(context, self._get_metrics, request)
+        return answer
 
     def _get_metrics(self, request: pb.GetMetricsRequest) -> pb.CellData:
         engine = self._ready()
@@ -290,7 +311,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         cells_served(0)
         return self._cell(engine, row, self._budgets(0))
 
-    async def ListCells(self, request: pb.ListCellsRequest, context: grpc.aio.ServicerContext) -> None:
+    async def ListCells(self, request: pb.ListCellsRequest, context: _Context) -> None:  # type: ignore[override]
         """Writes the hashes in chunks (write API: each write waits until the client makes room for it)."""
         self.requests += 1
         chunk = request.chunk_size or DEFAULT_LIST_CHUNK
@@ -310,8 +331,9 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         finally:
             self.streams.give_back()
 
-    async def GetInfo(self, request: pb.GetInfoRequest, context: grpc.aio.ServicerContext) -> pb.Info:
-        return await self._guard(context, self._info)
+    async def GetInfo(self, request: pb.GetInfoRequest, context: _Context) -> pb.Info:
+        answer: pb.Info = await self._guard(context, self._info)
+        return answer
 
     def _info(self) -> pb.Info:
         engine = self._ready()
@@ -331,11 +353,11 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             pid=os.getpid(),
         )
 
-    async def Ping(self, request: pb.PingRequest, context: grpc.aio.ServicerContext) -> pb.PingResponse:
+    async def Ping(self, request: pb.PingRequest, context: _Context) -> pb.PingResponse:
         self.requests += 1
         return pb.PingResponse()
 
-    async def GetOptima(self, request: pb.GetOptimaRequest, context: grpc.aio.ServicerContext) -> pb.GetOptimaResponse:
+    async def GetOptima(self, request: pb.GetOptimaRequest, context: _Context) -> pb.GetOptimaResponse:
         """The engine's optima (one pass over the metrics the first time, on the worker thread; then kept)."""
         self.requests += 1
         failure = None
@@ -372,7 +394,7 @@ class _Expired(ServiceUnavailableError):
     """The call's deadline passed while it waited for the worker thread."""
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+def _deadline(context: _Context) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining
 
@@ -384,7 +406,8 @@ def _serialized(deadline: float | None, call: Callable[..., Any]) -> Callable[..
     def run(*args: Any) -> bytes:
         if deadline is not None and time.monotonic() > deadline:
             raise _Expired("the deadline passed before the answer could be computed")
-        return call(*args).SerializeToString()
+        serialized: bytes = call(*args).SerializeToString()
+        return serialized
 
     return run
 
@@ -404,7 +427,8 @@ def _select(runs: np.ndarray, request: pb.QueryRequest, key: int, epochs: int) -
     if request.repeat == pb.REPEAT_INDEX:
         return runs[request.repeat_index : request.repeat_index + 1]
     if request.repeat == pb.REPEAT_MEAN:
-        return runs.mean(axis=0, keepdims=True)
+        mean: np.ndarray = runs.mean(axis=0, keepdims=True)
+        return mean
     index = hashed_repeat(key, epochs, request.seed)
     return runs[index : index + 1]
 
@@ -417,7 +441,8 @@ def _select_batch(
     if request.repeat == pb.REPEAT_INDEX:
         return metrics[:, :, request.repeat_index : request.repeat_index + 1]
     if request.repeat == pb.REPEAT_MEAN:
-        return metrics.mean(axis=2, keepdims=True)
+        mean: np.ndarray = metrics.mean(axis=2, keepdims=True)
+        return mean
     key_list = keys.tolist()
     picks = np.array([[hashed_repeat(k, e, request.seed) for e in epochs] for k in key_list], dtype=np.int64)
     return np.take_along_axis(metrics, picks.reshape(len(key_list), len(epochs), 1, 1), axis=2)
@@ -440,5 +465,5 @@ def _failure(error: Exception) -> _Failure:
     return _Failure(code, status.details_of(error), ((status.ERROR_KIND_KEY, type(error).__name__),))
 
 
-async def _fail(context: grpc.aio.ServicerContext, failure: _Failure) -> None:
+async def _fail(context: _Context, failure: _Failure) -> None:
     await context.abort(failure.code, failure.details, trailing_metadata=failure.metadata)

@@ -4,7 +4,9 @@ the hand-written encoder writes what protobuf writes."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -127,6 +129,31 @@ def test_metrics_of_reads_halfway_and_final() -> None:
 def test_malformed_metrics(encoded: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         records.metrics_of(encoded)
+
+
+_VALID_BASE64 = st.binary(max_size=12).map(lambda raw: base64.b64encode(raw).decode())
+_SPLICE = st.sampled_from(["", "=", "==", "A", "AB", "A=", "=A", " ", "\n", "-", "é"])
+
+
+@pytest.mark.skipif(
+    not (3, 11) <= sys.version_info < (3, 13),
+    reason="compares with strict_mode as in Python 3.11 and 3.12 (new in 3.11; 3.13 refuses more)",
+)
+@given(
+    st.one_of(
+        st.text(alphabet="AB+/=", max_size=16),
+        st.builds(lambda a, b, c: a + b + c, _VALID_BASE64, _SPLICE, _VALID_BASE64),
+        st.text(max_size=8),
+    )
+)
+def test_base64_check_of_python_3_10_refuses_what_strict_mode_refuses(encoded: str) -> None:
+    try:
+        expected = binascii.a2b_base64(encoded, strict_mode=True)
+    except (binascii.Error, ValueError):
+        with pytest.raises((binascii.Error, ValueError)):
+            records._b64decode_by_pattern(encoded)
+    else:
+        assert records._b64decode_by_pattern(encoded) == expected
 
 
 def test_first_non_finite() -> None:

@@ -190,7 +190,10 @@ def translate(error: grpc.RpcError, address: str) -> errors.NasbenchError:
     """The project's error for a gRPC error (the class the server named, else one by status code)."""
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     details = (error.details() if hasattr(error, "details") else None) or ""
-    metadata = dict(error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else {}
+    # The stubs type each entry as an object with .key/.value; they are (key, value) pairs (grpc.aio's too).
+    metadata: dict[str, Any] = (
+        dict(error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else {}  # type: ignore[arg-type]
+    )
     kind = _ERROR_CLASSES.get(metadata.get(_wire.ERROR_KIND_KEY, ""))
     if kind is not None:
         return kind(details)
@@ -238,7 +241,7 @@ class RemoteBackend:
         info = self._call("GetInfo", pb.GetInfoRequest(), timeout=DEFAULT_CONNECT_TIMEOUT_S)
         self.info = info
         self.epochs: tuple[int, ...] = tuple(info.epochs)
-        self._cells = info.cells
+        self._cells: int = info.cells
         self._batch_chunk = max(1, min(BATCH_CHUNK, info.max_batch or BATCH_CHUNK))
 
     @classmethod

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-try:  # CPython's own MD5 is about twice as fast as OpenSSL's on these short strings; same digests.
-    from _md5 import md5 as _md5
-except ImportError:  # pragma: no cover - interpreters built without it
+if TYPE_CHECKING:  # _md5 has no stubs; it has hashlib.md5's interface
     from hashlib import md5 as _md5
+else:
+    try:  # CPython's own MD5 is about twice as fast as OpenSSL's on these short strings; same digests.
+        from _md5 import md5 as _md5
+    except ImportError:  # pragma: no cover - interpreters built without it
+        from hashlib import md5 as _md5
 
 
 def gen_is_edge_fn(bits: int) -> Callable[..., np.ndarray]:
@@ -34,10 +37,10 @@ def gen_is_edge_fn(bits: int) -> Callable[..., np.ndarray]:
     """
 
     def is_edge(x: Any, y: Any) -> int:
-        x, y = int(x), int(y)
-        if x >= y:
+        i, j = int(x), int(y)
+        if i >= j:
             return 0
-        return (bits >> (x + y * (y - 1) // 2)) & 1
+        return (bits >> (i + j * (j - 1) // 2)) & 1
 
     return np.vectorize(is_edge)
 
@@ -115,7 +118,7 @@ def refine(hashes: list[str], ins: Sequence[Sequence[int]], outs: Sequence[Seque
     return _md5(str(sorted(hashes)).encode("utf-8")).hexdigest()
 
 
-def permute_graph(graph: np.ndarray, label: Sequence[Any], permutation: Sequence[int]) -> tuple[np.ndarray, list]:
+def permute_graph(graph: np.ndarray, label: Sequence[Any], permutation: Sequence[int]) -> tuple[np.ndarray, list[Any]]:
     """Relabel a graph: vertex ``permutation[v]`` of the result is vertex ``v`` of ``graph``.
 
     Returns the new matrix as a bool array (an entry is True where the old entry equals 1) and the permuted

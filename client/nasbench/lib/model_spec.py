@@ -61,7 +61,8 @@ def _plain_ops(ops: Any) -> bool:
 def _copy_matrix(matrix: np.ndarray) -> np.ndarray:
     """A copy equal to ``copy.deepcopy(matrix)``, cheap for plain numeric arrays."""
     if matrix.dtype.kind in _PLAIN_KINDS:
-        return matrix.copy(order="K")
+        copied: np.ndarray = matrix.copy(order="K")
+        return copied
     return copy.deepcopy(matrix)
 
 
@@ -233,7 +234,7 @@ class ModelSpec:
         self.matrix: np.ndarray | None = None
         if _plain_ops(ops):
             self.original_ops = ops[:]
-            self.ops: list[Any] | None = ops[:]
+            self.ops: Sequence[Any] | None = ops[:]
         else:
             self.original_ops = copy.deepcopy(ops)
             self.ops = copy.deepcopy(ops)
@@ -259,12 +260,13 @@ class ModelSpec:
             drop = list(extraneous)
             pruned = np.delete(_copy_matrix(matrix), drop, axis=0)
             self.matrix = np.delete(pruned, drop, axis=1)
-        if isinstance(self.ops, list):
+        ops = self.ops  # set by __init__ before pruning, never None here
+        if isinstance(ops, list):
             for index in reversed(extraneous):
-                del self.ops[index]
-        else:
+                del ops[index]
+        elif ops is not None:
             dropped = set(extraneous)
-            self.ops = [op for index, op in enumerate(self.ops) if index not in dropped]
+            self.ops = [op for index, op in enumerate(ops) if index not in dropped]
 
     def hash_spec(self, canonical_ops: Sequence[str]) -> str:
         """The original MD5 hash of the pruned cell, labelling each op by its index in ``canonical_ops``.

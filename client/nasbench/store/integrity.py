@@ -59,7 +59,7 @@ def required_size(fd: int, file_size: int, label: object) -> int:
     if len(second) == _META_LAST_PAGE + 16 and struct.unpack_from("<I", second, _PAGE_HEADER)[0] == _LMDB_MAGIC:
         metas.append(struct.unpack_from("<QQ", second, _META_LAST_PAGE))
     last_page, _ = max(metas, key=lambda meta: meta[1])  # the meta of the newest transaction
-    needed = (last_page + 1) * page_size
+    needed: int = (last_page + 1) * page_size
     if file_size < needed:
         raise StoreCorruptError(
             f"{label} is truncated: {file_size:,} bytes where the store needs {needed:,} (an interrupted copy?); "
@@ -97,7 +97,8 @@ def _nbytes(spec: dict[str, Any]) -> int:
     count = 1
     for dim in spec["shape"]:
         count *= int(dim)
-    return count * np.dtype(spec["dtype"]).itemsize
+    itemsize: int = np.dtype(spec["dtype"]).itemsize
+    return count * itemsize
 
 
 def is_recorded(folder: Path | None, name: str) -> bool:

@@ -200,7 +200,8 @@ class Store:
         return -1
 
     def hash_of_row(self, row: int) -> str:
-        return self.hashes[row].tobytes().hex()
+        digest: bytes = self.hashes[row].tobytes()
+        return digest.hex()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}, cells={self.cells}, epochs={list(self.epochs)})"
@@ -245,7 +246,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     except ValueError:
         raise StoreCorruptError(f"{path} has an unreadable manifest") from None
     version = manifest.get("schema_version") if isinstance(manifest, dict) else None
-    if version != layout.SCHEMA_VERSION:
+    if not isinstance(manifest, dict) or version != layout.SCHEMA_VERSION:
         raise StoreSchemaError(
             f"{path} uses store schema {version!r}; this version of nasbench reads schema {layout.SCHEMA_VERSION}. "
             "Rebuild the store with `nasbench build`."
@@ -275,4 +276,4 @@ def _map_columns(path: Path, data: mmap.mmap, manifest: dict[str, Any]) -> dict[
 
 def checksum(array: np.ndarray) -> str:
     """xxh3-128 (hex) of a C-contiguous array's bytes: the manifest's per-array checksum."""
-    return xxhash.xxh3_128_hexdigest(memoryview(array).cast("B"))
+    return xxhash.xxh3_128_hexdigest(array.data.cast("B"))

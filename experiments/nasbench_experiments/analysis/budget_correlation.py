@@ -97,6 +97,7 @@ def budget_correlation(
     for i, (small, large) in enumerate(pairs):
         low, high = sorted((small, large))
         for j, fraction in enumerate(fractions):
+            chosen: slice | np.ndarray
             if fraction >= 1.0:
                 chosen = slice(None)
                 cells[i, j] = columns.cells

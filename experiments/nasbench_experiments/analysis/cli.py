@@ -51,7 +51,11 @@ def _progress_bar(total: int, unit: str) -> tuple[Callable[[int, int], None], Ca
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
-    return (lambda done, total: bar.update(done - bar.n)), bar.close
+
+    def update(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    return update, bar.close
 
 
 def _say(text: str) -> None:

@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,7 @@ VALIDATION = _FINAL_FIELD["validation"]
 TEST = _FINAL_FIELD["test"]
 _TARGET_MESSAGE_BYTES = 32 << 20  # per QueryBatch response: half the 64 MiB limit
 _MAX_CHUNK = 50_000
+_Kept = TypeVar("_Kept")
 _PER_CELL_BYTES = 16 + 8 + 8 + 4 + 1  # hash, key, representative, parameters, found
 
 
@@ -94,8 +95,8 @@ class Columns:
         index = self.budget_index(budget)
         return self._kept(("time", budget), lambda: self.metrics[:, index, :, TRAINING_TIME].mean(axis=1))
 
-    def _kept(self, name: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        value = self._cache.get(name)
+    def _kept(self, name: tuple[Any, ...], compute: Callable[[], _Kept]) -> _Kept:
+        value: _Kept | None = self._cache.get(name)
         if value is None:
             value = compute()
             if isinstance(value, np.ndarray):
@@ -109,7 +110,8 @@ class Columns:
         return position if position < self.cells and int(self.keys[position]) == key else -1
 
     def hash_of(self, row: int) -> str:
-        return self.hashes[row].tobytes().hex()
+        digest: bytes = self.hashes[row].tobytes()
+        return digest.hex()
 
     def describe(self) -> str:
         """One line: where the data comes from, how many cells and budgets, and whether it is synthetic."""

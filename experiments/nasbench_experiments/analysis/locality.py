@@ -112,7 +112,7 @@ def random_walks(graph: NeighborGraph, walks: int, steps: int, rng: np.random.Ge
     return path
 
 
-def autocorrelation(values: np.ndarray, lags: Sequence[int]) -> np.ndarray:
+def autocorrelation(values: np.ndarray, lags: Sequence[int] | np.ndarray) -> np.ndarray:
     """float64[lags]: Pearson correlation of ``values[t]`` and ``values[t + k]`` over every walk and position
     (``values``: [steps + 1, walks])."""
     return np.array([ranks.pearson(values[:-lag].ravel(), values[lag:].ravel()) for lag in lags])

@@ -67,7 +67,8 @@ class CodeTable:
         base = np.repeat(self.structures >> _STRUCTURE_SHIFT << canonical.VERTICES_SHIFT, sizes)
         base |= np.repeat(self.structures & ((1 << _STRUCTURE_SHIFT) - 1), sizes) << canonical.BITS_SHIFT
         labelling = np.arange(len(self.keys)) - np.repeat(self.offsets[:-1], sizes)
-        return (base | _base4_of_base3(labelling)).astype(np.uint64)
+        codes: np.ndarray = (base | _base4_of_base3(labelling)).astype(np.uint64)
+        return codes
 
 
 def _base4_of_base3(index: np.ndarray) -> np.ndarray:

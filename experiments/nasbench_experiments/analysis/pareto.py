@@ -72,7 +72,8 @@ def frontier_rows(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     group = np.repeat(np.arange(len(group_start)), np.diff(np.r_[group_start, len(cost)]))
     keep = (sorted_accuracy == group_best[group]) & (group_best[group] > before[group])
     rows = order[keep]
-    return rows[np.lexsort((rows, cost[rows]))].astype(np.int64)
+    front: np.ndarray = rows[np.lexsort((rows, cost[rows]))].astype(np.int64)
+    return front
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import matplotlib.ticker as ticker
 import numpy as np
+from matplotlib.figure import Figure
 
 from nasbench_experiments.analysis import budget_correlation as budget_module
 from nasbench_experiments.analysis.budget_correlation import BudgetCorrelation
@@ -35,7 +36,7 @@ def _plain_log(axis: Any, which: str) -> None:
     target.set_minor_formatter(ticker.NullFormatter())
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def _save(figure: Figure, path: Path) -> Path:
     temp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         figure.savefig(temp, dpi=_DPI, format="png")

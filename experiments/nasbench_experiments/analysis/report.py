@@ -302,7 +302,8 @@ def _plot(name: str, result: Any, columns: Columns, folder: Path, label: str) ->
 
     if name == "pareto":
         return plots.pareto(result, columns, folder, label)
-    return getattr(plots, name.replace("-", "_"))(result, folder, label)
+    path: Path = getattr(plots, name.replace("-", "_"))(result, folder, label)
+    return path
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -79,6 +79,8 @@ def _upper(size: int) -> tuple[np.ndarray, np.ndarray]:
 def mutate_cell(parent: api.ModelSpec, rng: np.random.Generator, nasbench: api.NASBench) -> api.ModelSpec:
     """One edit of the cell, chosen uniformly among its edge flips and op changes, until valid and different."""
     matrix, ops = parent.matrix, parent.ops
+    if matrix is None or ops is None:
+        raise ValueError("cannot mutate an invalid spec (the input is not connected to the output)")
     size = len(ops)
     edges = size * (size - 1) // 2
     changes = (size - 2) * (len(OPS) - 1)
@@ -94,7 +96,10 @@ def mutate_cell(parent: api.ModelSpec, rng: np.random.Generator, nasbench: api.N
             child_ops[vertex + 1] = others[step]
         child = api.ModelSpec(child_matrix, child_ops)
         if nasbench.is_valid(child) and not (
-            child.matrix.shape == matrix.shape and np.array_equal(child.matrix, matrix) and child.ops == ops
+            child.matrix is not None
+            and child.matrix.shape == matrix.shape
+            and np.array_equal(child.matrix, matrix)
+            and child.ops == ops
         ):
             return child
     return parent  # a cell with no valid edit (cannot happen in NAS-Bench-101's space); re-evaluate it

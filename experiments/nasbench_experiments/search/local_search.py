@@ -82,7 +82,7 @@ class LocalSearch:
         return point
 
     def _identity(self, point: Any) -> Hashable:
-        if isinstance(point, api.ModelSpec):
+        if isinstance(point, api.ModelSpec) and point.matrix is not None and point.ops is not None:
             return (point.matrix.tobytes(), len(point.ops), tuple(point.ops))
         return tuple(point.values())
 

@@ -103,7 +103,7 @@ class Problem:
         self.elapsed = 0.0
         self._answers = _memo_of(nasbench, "specs")  # (pruned matrix, ops, epochs) -> answer or None
         self._by_config = _memo_of(nasbench, encoding)  # (configuration values, epochs) -> answer or None
-        vector = getattr(self.encoding, "vector", self.encoding)
+        vector = self.encoding.vector if isinstance(self.encoding, CellEncoding) else self.encoding
         self._names = tuple(param.name for param in vector.params)
         # columns of the record, one entry per evaluation
         self._epochs: list[int] = []
@@ -131,7 +131,7 @@ class Problem:
         """The spec of a point: a ModelSpec itself (cells) or a configuration (None: invalid before querying)."""
         if isinstance(point, api.ModelSpec):
             return point
-        return self.encoding.to_spec(point)  # type: ignore[union-attr]
+        return self.encoding.to_spec(point)
 
     def evaluate(self, point: Any, epochs: int = FINAL_EPOCHS) -> Evaluation:
         """Train ``point`` for ``epochs`` (simulated): one of its three runs, drawn from this run's generator.
@@ -202,7 +202,8 @@ class Problem:
 
     def _answer(self, spec: api.ModelSpec, epochs: int) -> _Answer | None:
         """The immutable answer of the data for a spec at a budget (memoized per process), None if invalid."""
-        if not spec.valid_spec:  # disconnected: the query would raise OutOfDomainError
+        # disconnected (no pruned matrix nor ops): the query would raise OutOfDomainError
+        if not spec.valid_spec or spec.matrix is None or spec.ops is None:
             return None
         key = (spec.matrix.tobytes(), spec.matrix.shape[0], tuple(spec.ops), epochs)
         answer = self._answers.get(key)
@@ -225,7 +226,7 @@ class Problem:
         return answer
 
 
-_ABSENT = object()
+_ABSENT: Any = object()  # a memo's missing entry (None is a memoized invalid answer)
 _MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[str, dict[Hashable, _Answer | None]]] = weakref.WeakKeyDictionary()
 
 

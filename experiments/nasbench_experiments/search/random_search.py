@@ -37,6 +37,7 @@ class RandomSearch:
     def _draw(self) -> list[Any]:
         """The next batch, reversed (``ask`` pops from the end, so points come out in drawn order)."""
         encoding = self.problem.encoding
+        batch: list[Any]  # cells (ModelSpec) or configurations (dicts)
         if isinstance(encoding, CellEncoding):
             nasbench = self.problem.nasbench
             k = min(self.cell_batch, len(nasbench.hash_iterator()))

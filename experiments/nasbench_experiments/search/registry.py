@@ -35,7 +35,8 @@ class OptimizerInfo:
             raise ConfigurationError(
                 f"optimizer {self.name} needs {self.library or exc.name}: pip install 'nasbench-server[experiments]'"
             ) from None
-        return getattr(module, class_name)(problem, **{**self.settings, **overrides})
+        optimizer: Optimizer = getattr(module, class_name)(problem, **{**self.settings, **overrides})
+        return optimizer
 
 
 OPTIMIZERS: dict[str, OptimizerInfo] = {

@@ -22,11 +22,14 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasbench.errors import ConfigurationError
 from nasbench_experiments.search.encodings import vector_encoding
 from nasbench_experiments.search.problem import FINAL_EPOCHS, Evaluation, Problem
+
+if TYPE_CHECKING:
+    from smac.facade.abstract_facade import AbstractFacade
 
 MULTI_FIDELITY_BUDGETS = (4, 12, 36, 108)
 DEFAULT_TREES = 10
@@ -67,11 +70,11 @@ class SMACOptimizer:
         self._folder = tempfile.mkdtemp(prefix="nasbench-smac-")
         seed = int(problem.rng.integers(2**31))
         space = vector_encoding(problem.encoding_name).configspace(seed=seed)
-        common = {"n_trials": _MAX_TRIALS, "seed": seed, "output_directory": self._folder}
+        common: dict[str, Any] = {"n_trials": _MAX_TRIALS, "seed": seed, "output_directory": self._folder}
         if kind == "smac":
             scenario = Scenario(space, deterministic=False, **common)
             facade = HyperparameterOptimizationFacade
-            self.smac = facade(
+            self.smac: AbstractFacade = facade(
                 scenario,
                 _never_called,
                 model=facade.get_model(scenario, n_trees=n_trees),
@@ -88,15 +91,15 @@ class SMACOptimizer:
                 max_budget=MULTI_FIDELITY_BUDGETS[-1],
                 **common,
             )
-            facade = HyperbandFacade if kind == "hb" else MultiFidelityFacade
+            multi_fidelity = HyperbandFacade if kind == "hb" else MultiFidelityFacade
             extra: dict[str, Any] = {}
             if kind == "bohb":
-                extra["model"] = facade.get_model(scenario, n_trees=n_trees)
-                extra["random_design"] = facade.get_random_design(scenario, probability=random_fraction)
-            self.smac = facade(
+                extra["model"] = MultiFidelityFacade.get_model(scenario, n_trees=n_trees)
+                extra["random_design"] = MultiFidelityFacade.get_random_design(scenario, probability=random_fraction)
+            self.smac = multi_fidelity(
                 scenario,
                 _never_called,
-                intensifier=facade.get_intensifier(scenario, eta=eta),
+                intensifier=multi_fidelity.get_intensifier(scenario, eta=eta),
                 overwrite=True,
                 logging_level=logging.ERROR,
                 **extra,

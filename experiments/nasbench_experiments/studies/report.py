@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from nasbench_experiments.search.registry import OPTIMIZERS
 from nasbench_experiments.studies import bookkeeping, runner, table
@@ -47,7 +48,7 @@ def load_runs(out: Path) -> list[Run]:
     rows = table.read_runs(runner.finished_runs(out))
     if rows.num_rows == 0:
         return []
-    optimizer = np.asarray(rows.column("optimizer").cast("string").to_pylist(), dtype=object)
+    optimizer = np.asarray(rows.column("optimizer").cast(pa.string()).to_pylist(), dtype=object)
     seed = rows.column("seed").to_numpy()
     columns = {name: rows.column(name).to_numpy() for name in ("time", "test_regret", "validation_regret", "valid")}
     starts = np.flatnonzero(rows.column("step").to_numpy() == 0)

@@ -175,9 +175,9 @@ def _process_results(
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield future.result()
-                    task = next(queue, None)
-                    if task is not None:
-                        running.add(pool.submit(_run_in_worker, study, task, optimum))
+                    following = next(queue, None)
+                    if following is not None:
+                        running.add(pool.submit(_run_in_worker, study, following, optimum))
         except BaseException:  # interrupted: stop the workers now (finished runs are on disk, whole)
             for future in running:
                 future.cancel()
@@ -205,7 +205,8 @@ def _ray_results(
     remote = ray.remote(num_cpus=1, max_retries=2)(_run_in_worker)
     try:
         queue = iter(pending)
-        capacity = max(2 * workers, int(ray.cluster_resources().get("CPU", workers)) * 2)
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]  # ray leaves it unannotated
+        capacity = max(2 * workers, int(resources.get("CPU", workers)) * 2)
         running = [remote.remote(study, task, optimum) for task in itertools.islice(queue, capacity)]
         while running:
             finished, running = ray.wait(running, num_returns=1)
@@ -307,7 +308,7 @@ def load_study(out: Path) -> dict[str, Any]:
     path = out / STUDY_FILE
     if not path.exists():
         raise ConfigurationError(f"{out} holds no study (no {STUDY_FILE}); run nasbench compare --out {out} first")
-    record = json.loads(path.read_text())
+    record: dict[str, Any] = json.loads(path.read_text())
     record["optimizers"] = tuple(record["optimizers"])
     return record
 
