@@ -88,7 +88,8 @@ def run(context: Context) -> ScenarioResult:
     result.ratios["verification throughput, MB/s"] = size_mb / statistics.median(verified)
     result.ratios["recorded open / mapping only"] = statistics.median(recorded) / statistics.median(mapped)
 
-    first, later = [], []
+    first: list[float] = []
+    later: list[float] = []
     for index in range(runs):
         fresh = _cache_folder(context, f"starts-{index}")
         for bucket, cache in ((first, fresh), (later, fresh)):  # a new record folder: verify, then recorded

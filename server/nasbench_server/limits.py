@@ -84,9 +84,7 @@ class StreamSlots:
     def take(self) -> None:
         """Raises RequestRejectedError when every slot is taken."""
         if self.open >= self.limit:
-            raise RequestRejectedError(
-                f"too many open streams ({self.limit}): close finished streams or retry later"
-            )
+            raise RequestRejectedError(f"too many open streams ({self.limit}): close finished streams or retry later")
         self.open += 1
 
     def give_back(self) -> None:

@@ -109,9 +109,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         cells_served(request.epochs)
         return response
 
-    async def _guard(
-        self, context: _Context, call: Callable[..., Any], *args: Any, cells: int = 0
-    ) -> Any:
+    async def _guard(self, context: _Context, call: Callable[..., Any], *args: Any, cells: int = 0) -> Any:
         """Run ``call``, mapping errors to statuses; answers of more than INLINE_CELLS cells are computed on the
         worker thread once their size fits in the answer budget (given back when the call ends)."""
         self.requests += 1

@@ -36,8 +36,10 @@ def test_read_only_folder_is_refused_before_the_source_is_read(tiny_tfrecord, tm
     with tmpfs(tmp_path / "ro", "ro,size=1m") as folder:
         assert _cli.main(["build", str(tiny_tfrecord), str(folder / "tiny.lmdb"), "--workers", "1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert lines == [f"nasbench build: error: cannot write {folder}/tiny.lmdb: folder {folder} is not writable "
-                     "(Read-only file system)"]
+    assert lines == [
+        f"nasbench build: error: cannot write {folder}/tiny.lmdb: folder {folder} is not writable "
+        "(Read-only file system)"
+    ]
 
 
 def test_full_disk_during_the_write_names_the_space_and_leaves_nothing(tiny_synthetic, tmp_path, monkeypatch):

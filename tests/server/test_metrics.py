@@ -242,5 +242,3 @@ def test_memory_source_can_be_replaced() -> None:
         assert REGISTRY.get_sample_value("nasbench_process_resident_memory_bytes") > 0
     finally:
         metrics.set_memory_source(*previous)
-
-
