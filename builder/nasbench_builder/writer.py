@@ -155,7 +155,10 @@ def locate_arrays(
                 [expected[name]] if expected is not None else range(_PAGE_HEADER, len(data) - size + 1, page_size)
             )
             head = bytes(wanted[:64])
+            taken = set(found.values())  # equal arrays (keys and representatives, usually) each have their own copy
             for offset in candidates:
+                if offset in taken:
+                    continue
                 if data[offset : offset + len(head)] == head and view[offset : offset + size] == wanted:
                     found[name] = offset
                     break

@@ -5,19 +5,74 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import google_crc32c
 import pytest
 
 from nasbench.errors import SourceError
 from nasbench_builder import tfrecord
 
+# CRC-32C test vectors of RFC 3720 (iSCSI), appendix B.4, as the big-endian value of the CRC.
+_ISCSI_READ_PDU = bytes.fromhex(
+    "01c000000000000000000000000000001400000000000400000000140000001828000000000000000200000000000000"
+)
+RFC_3720_VECTORS = [
+    pytest.param(bytes(32), 0x8A9136AA, id="32-zeros"),
+    pytest.param(b"\xff" * 32, 0x62A8AB43, id="32-ones"),
+    pytest.param(bytes(range(32)), 0x46DD794E, id="incrementing"),
+    pytest.param(bytes(range(31, -1, -1)), 0x113FDB5C, id="decrementing"),
+    pytest.param(_ISCSI_READ_PDU, 0xD9963A56, id="iscsi-read-pdu"),
+    pytest.param(b"123456789", 0xE3069283, id="check-value"),
+]
 
-def test_crc32c_check_value_and_mask() -> None:
-    """CRC-32C of '123456789' is 0xE3069283; the mask of CRC 0 is the mask delta."""
-    assert google_crc32c.value(b"123456789") == 0xE3069283
-    assert tfrecord.masked_crc(b"") == 0xA282EAD8
-    crc = 0xE3069283
-    assert tfrecord.masked_crc(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+@pytest.mark.parametrize(("data", "crc"), RFC_3720_VECTORS)
+def test_masked_crc_of_published_crc32c_vectors(data: bytes, crc: int) -> None:
+    """The CRC under the mask is CRC-32C (RFC 3720 B.4 vectors); the mask is TensorFlow's rotation plus delta,
+    here written out by hand for each published value."""
+    rotated = ((crc >> 15) | (crc << 17)) & 0xFFFFFFFF
+    assert tfrecord.masked_crc(data) == (rotated + 0xA282EAD8) & 0xFFFFFFFF
+    assert tfrecord.masked_crc(memoryview(data)) == tfrecord.masked_crc(data)
+
+
+def test_masked_crc_of_a_record_written_by_tensorflow() -> None:
+    """A masked CRC taken from a real TensorFlow event file (TensorBoard's data server pins the same value:
+    the record of ``Event(file_version=b"CRC test, one two")``)."""
+    assert tfrecord.masked_crc(b"\x1a\x11CRC test, one two") == 0x5794D08A
+    assert tfrecord.masked_crc(b"") == 0xA282EAD8  # CRC-32C of nothing is 0: the mask is the delta alone
+
+
+# Two framed records of an event file written by TensorFlow (``tf.summary.scalar("accuracy", 0.99, step=77)``,
+# dumped with xxd; the bytes TensorBoard's data server tests read): a 24-byte and a 50-byte record.
+TENSORFLOW_RECORDS = [
+    b"\x09\x00\x00\x80\x38\x99\xd6\xd7\x41\x1a\x0dbrain.Event:2",
+    b"\x09\xc4\x05\xb7\x3d\x99\xd6\xd7\x41\x10\x4d\x2a\x25\x0a\x23\x0a\x08accuracy"
+    b"\x42\x0a\x08\x01\x12\x00\x22\x04\xa4\x70\x7d\x3f\x4a\x0b\x0a\x09\x0a\x07scalars",
+]
+TENSORFLOW_FILE = (
+    b"\x18\x00\x00\x00\x00\x00\x00\x00"
+    + b"\xa3\x7f\x4b\x22"
+    + TENSORFLOW_RECORDS[0]
+    + b"\x12\x4b\x36\xab"
+    + b"\x32\x00\x00\x00\x00\x00\x00\x00"
+    + b"\x24\x19\x56\xec"
+    + TENSORFLOW_RECORDS[1]
+    + b"\xa5\x5b\x64\x33"
+)
+
+
+def test_reads_a_file_written_by_tensorflow(tmp_path: Path) -> None:
+    path = tmp_path / "events.tfrecord"
+    path.write_bytes(TENSORFLOW_FILE)
+    assert list(tfrecord.read_records(path)) == [(0, 0, TENSORFLOW_RECORDS[0]), (1, 40, TENSORFLOW_RECORDS[1])]
+
+
+def test_writes_what_tensorflow_writes(tmp_path: Path) -> None:
+    """Byte for byte: the framing of the same payloads equals TensorFlow's file."""
+    assert tfrecord.frame(TENSORFLOW_RECORDS[0]) + tfrecord.frame(TENSORFLOW_RECORDS[1]) == TENSORFLOW_FILE
+    path = tmp_path / "written.tfrecord"
+    with tfrecord.TFRecordWriter(path) as writer:
+        writer.write(TENSORFLOW_RECORDS[0])
+        writer.write_many([TENSORFLOW_RECORDS[1]])
+    assert path.read_bytes() == TENSORFLOW_FILE and writer.count == 2
 
 
 def test_frame_layout() -> None:
