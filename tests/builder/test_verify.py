@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_every_array_has_a_checksum_and_its_own_bytes(small_store: Path) -> None
         (spec["offset"], spec["offset"] + int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize)
         for spec in arrays.values()
     )
-    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:], strict=False)), spans
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans
 
 
 ARRAYS = [

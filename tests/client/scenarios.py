@@ -86,3 +86,30 @@ def reference_hash(matrix, labeling) -> str:
             for v in range(size)
         ]
     return hashlib.md5(str(sorted(hashes)).encode()).hexdigest()
+
+
+def spec_hash(model_spec: api.ModelSpec) -> str:
+    labels = [-1] + [AVAILABLE.index(op) for op in model_spec.ops[1:-1]] + [-2]
+    return reference_hash(model_spec.matrix, labels)
+
+
+def neighbour_hashes(model_spec: api.ModelSpec) -> set[str]:
+    """The definition, literally: every single edit of the (pruned) cell that stays in the space."""
+    matrix, ops = np.array(model_spec.matrix), list(model_spec.ops)
+    size = len(ops)
+    candidates = []
+    for src in range(size):
+        for dst in range(src + 1, size):
+            flipped = matrix.copy()
+            flipped[src, dst] = 1 - flipped[src, dst]
+            candidates.append(api.ModelSpec(flipped, ops))
+    for vertex in range(1, size - 1):
+        for op in AVAILABLE:
+            if op != ops[vertex]:
+                candidates.append(api.ModelSpec(matrix, [*ops[:vertex], op, *ops[vertex + 1 :]]))
+    found = set()
+    for candidate in candidates:
+        if candidate.valid_spec and len(candidate.ops) <= 7 and int(candidate.matrix.sum()) <= 9:
+            found.add(spec_hash(candidate))
+    found.discard(spec_hash(model_spec))
+    return found

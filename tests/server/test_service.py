@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
+import xxhash
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -13,8 +14,13 @@ from nasbench._wire import ERROR_KIND_KEY, packed_spec
 from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+from tests.client.scenarios import INCEPTION, neighbour_hashes, spec
 
 INCEPTION_HASH = "28cfc7874f6d200472e1a9dcd8650aa0"
+INCEPTION_KEY = 16592743520  # its canonical key (nasbench.canonical's encoding)
+# The repeat REPEAT_HASHED picks for the Inception cell, per budget, for seeds 0..9: xxh3_64 of
+# b"<key>:<epochs>:<seed>" modulo 3 (pinned: a seeded study must pick the same repeats in every version).
+HASHED_INCEPTION = {4: [0, 2, 0, 2, 0, 1, 1, 0, 2, 2], 108: [2, 2, 1, 2, 2, 1, 1, 2, 0, 0]}
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +109,55 @@ def test_query_repeat_modes(stub, store) -> None:
     assert stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_MEAN)).runs[0].training_time == (
         runs[:, 4].mean()
     )
-    assert len(stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_HASHED, seed=3)).runs) == 1
+    hashed = stub.Query(pb.QueryRequest(cell=ref, epochs=4, repeat=pb.REPEAT_HASHED, seed=3)).runs
+    assert [run.training_time for run in hashed] == [runs[HASHED_INCEPTION[4][3], 4]]
     every = stub.Query(pb.QueryRequest(cell=ref, epochs=0))
     assert list(every.cell.epochs) == [4, 12, 36, 108] and not every.runs
+
+
+def test_hashed_repeat_formula() -> None:
+    """The pinned picks above are the documented function of (cell key, epochs, seed), computed here."""
+    for epochs, picks in HASHED_INCEPTION.items():
+        assert [xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (INCEPTION_KEY, epochs, seed)) % 3 for seed in range(10)] == (
+            picks
+        )
+
+
+@pytest.mark.parametrize("epochs", [4, 108])
+@pytest.mark.parametrize("stop_halfway", [False, True])
+def test_hashed_repeat_by_value(stub, store, server, full_store, epochs: int, stop_halfway: bool) -> None:
+    """REPEAT_HASHED answers the pinned repeat for every seed, and the drop-in client's 'hashed' policy (which
+    draws in the client process) picks the very same run, locally and over the wire."""
+    from nasbench import api
+
+    row = store.row_of_hash(bytes.fromhex(INCEPTION_HASH))
+    assert int(store.keys[row]) == INCEPTION_KEY
+    budget = store.epoch_index(epochs)
+    time_field = 0 if stop_halfway else 4
+    expected = [store.metrics[row, budget, pick, time_field] for pick in HASHED_INCEPTION[epochs]]
+    served = [
+        stub.Query(
+            pb.QueryRequest(
+                cell=pb.CellRef(key=INCEPTION_KEY),
+                epochs=epochs,
+                stop_halfway=stop_halfway,
+                repeat=pb.REPEAT_HASHED,
+                seed=seed,
+            )
+        )
+        .runs[0]
+        .training_time
+        for seed in range(10)
+    ]
+    assert served == expected
+    cell = api.ModelSpec(*canonical.decode(INCEPTION_KEY))
+    for target in (str(full_store), f"grpc://{server.address}"):
+        picked = []
+        for seed in range(10):
+            nasbench = api.NASBench(target, seed=seed, repeat="hashed")
+            picked.append(nasbench.query(cell, epochs=epochs, stop_halfway=stop_halfway)["training_time"])
+            nasbench.close()
+        assert picked == expected, target
 
 
 def test_query_batch_columns(stub, store) -> None:
@@ -118,6 +170,115 @@ def test_query_batch_columns(stub, store) -> None:
     assert not metrics[4].any()
     full = stub.QueryBatch(pb.QueryBatchRequest(keys=keys[:2]))
     assert (full.repeats, full.values, list(full.epochs)) == (3, 8, [4, 12, 36, 108])
+
+
+def _batch_metrics(response: pb.QueryBatchResponse) -> np.ndarray:
+    shape = (response.count, len(response.epochs), response.repeats, response.values)
+    return np.frombuffer(response.metrics, "<f8").reshape(shape)
+
+
+def test_query_batch_mean_and_hashed(stub, store) -> None:
+    rows = [0, 7, 1234, store.cells - 1]
+    keys = [int(store.keys[row]) for row in rows]
+    mean = stub.QueryBatch(pb.QueryBatchRequest(keys=keys, epochs=36, repeat=pb.REPEAT_MEAN, stop_halfway=True))
+    assert (mean.repeats, mean.values, list(mean.epochs)) == (1, 4, [36])
+    runs = store.metrics[rows, 2]  # [cells, 3 repeats, 8]
+    expected = (runs[:, 0, :4] + runs[:, 1, :4] + runs[:, 2, :4]) / 3
+    np.testing.assert_allclose(_batch_metrics(mean)[:, 0, 0], expected, rtol=1e-15)
+    for seed in (0, 1, 2**64 - 1):
+        hashed = stub.QueryBatch(pb.QueryBatchRequest(keys=keys, epochs=0, repeat=pb.REPEAT_HASHED, seed=seed))
+        assert list(hashed.epochs) == [4, 12, 36, 108]
+        picks = [
+            [xxhash.xxh3_64_intdigest(b"%d:%d:%d" % (key, epochs, seed)) % 3 for epochs in (4, 12, 36, 108)]
+            for key in keys
+        ]
+        for i, row in enumerate(rows):
+            for budget in range(4):
+                assert _batch_metrics(hashed)[i, budget, 0].tolist() == (
+                    store.metrics[row, budget, picks[i][budget], 4:].tolist()
+                )
+                single = stub.Query(
+                    pb.QueryRequest(
+                        cell=pb.CellRef(key=keys[i]),
+                        epochs=(4, 12, 36, 108)[budget],
+                        repeat=pb.REPEAT_HASHED,
+                        seed=seed,
+                    )
+                )
+                assert single.runs[0].validation_accuracy == store.metrics[row, budget, picks[i][budget], 6]
+
+
+def test_query_batch_by_cell_references(stub, store) -> None:
+    """Keys first, then cells, in request order; a cell named by hash, packed spec or matrix; an absent
+    hash reads as not found; a malformed reference names its position."""
+    row = store.row_of_hash(bytes.fromhex(INCEPTION_HASH))
+    matrix, ops = canonical.decode(INCEPTION_KEY)
+    refs = [
+        pb.CellRef(hash_hex=INCEPTION_HASH),
+        pb.CellRef(hash=store.hashes[5].tobytes()),
+        pb.CellRef(packed=packed_spec(int(store.keys[9]))),
+        pb.CellRef(matrix=pb.MatrixSpec(num_vertices=7, adjacency=matrix.astype(np.uint8).tobytes(), ops=ops)),
+        pb.CellRef(hash_hex="f" * 32),
+    ]
+    response = stub.QueryBatch(
+        pb.QueryBatchRequest(keys=[int(store.keys[3])], cells=refs, epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=2)
+    )
+    assert response.count == 6
+    assert np.frombuffer(response.found, np.uint8).tolist() == [1, 1, 1, 1, 1, 0]
+    expected_rows = [3, row, 5, 9, row]
+    assert np.frombuffer(response.keys, "<u8").tolist() == [int(store.keys[r]) for r in expected_rows] + [0]
+    assert response.hashes == b"".join(store.hashes[r].tobytes() for r in expected_rows) + bytes(16)
+    metrics = _batch_metrics(response)
+    for i, r in enumerate(expected_rows):
+        assert metrics[i, 0, 0].tolist() == store.metrics[r, 3, 2, 4:].tolist()
+    assert not metrics[5].any()
+    bad = [refs[0], pb.CellRef(hash_hex="XYZ")]
+    error = _error(stub.QueryBatch, pb.QueryBatchRequest(cells=bad, epochs=108))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("cells[1]: cells[1].hash_hex must be 32 lowercase hex characters")
+    outside = [pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=1, ops=[1]))]
+    error = _error(stub.QueryBatch, pb.QueryBatchRequest(cells=outside, epochs=108))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "cells[0]: invalid spec, provided graph is disconnected.",
+    )
+
+
+def test_a_batch_of_exactly_the_documented_maximum_is_answered(stub, store, server) -> None:
+    """The README documents batches of up to 100,000 cells: exactly that many are answered, one more refused."""
+    info = stub.GetInfo(pb.GetInfoRequest())
+    assert info.max_batch == 100_000
+    keys = store.keys[:100_000].tolist()
+    big = grpc.insecure_channel(server.address, options=[("grpc.max_receive_message_length", 64 << 20)])
+    stub = pb_grpc.NasbenchStub(big)
+    response = stub.QueryBatch(
+        pb.QueryBatchRequest(keys=keys, epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=1), timeout=60
+    )
+    assert response.count == 100_000 and np.frombuffer(response.found, np.uint8).all()
+    np.testing.assert_array_equal(_batch_metrics(response)[:, 0, 0, 2], store.metrics[:100_000, 3, 1, 6])
+    error = _error(stub.QueryBatch, pb.QueryBatchRequest(keys=[*keys, keys[0]], epochs=108), timeout=60)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.details() == "a batch of 100001 cells exceeds the limit of 100000"
+    big.close()
+
+
+def test_stream_ending_on_a_malformed_message(channel, store) -> None:
+    """Well-formed messages are answered; the first malformed one ends the stream with INVALID_ARGUMENT."""
+    raw = channel.stream_stream(
+        "/nasbench.v1.Nasbench/QueryStream", request_serializer=None, response_deserializer=pb.QueryResponse.FromString
+    )
+    good = [
+        pb.QueryRequest(cell=pb.CellRef(key=int(store.keys[i])), epochs=12, request_id=i).SerializeToString()
+        for i in range(3)
+    ]
+    responses = raw(iter([*good, b"\x0a\xff\xff\xff\xff\x0f"]), timeout=30)
+    answered = []
+    with pytest.raises(grpc.RpcError) as info:
+        for response in responses:
+            answered.append((response.request_id, response.cell.key))
+    assert answered == [(i, int(store.keys[i])) for i in range(3)]
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details().startswith("malformed QueryRequest: ")
 
 
 def test_stream_keeps_going_after_errors(stub, store) -> None:
@@ -152,7 +313,8 @@ def test_sample_and_neighbors(stub) -> None:
     again = stub.Sample(pb.SampleRequest(k=20, seed=4, num_vertices=[6], ops=[pb.CONV3X3_BN_RELU]))
     assert [c.key for c in again.cells] == [c.key for c in sampled.cells]
     neighbors = stub.Neighbors(pb.NeighborsRequest(cell=pb.CellRef(hash_hex=INCEPTION_HASH)))
-    assert len(neighbors.cells) > 10
+    assert {cell.hash.hex() for cell in neighbors.cells} == neighbour_hashes(spec(*INCEPTION))
+    assert len(neighbors.cells) == len({cell.key for cell in neighbors.cells}) == 14
 
 
 @pytest.mark.parametrize(
