@@ -109,17 +109,10 @@ def full_store(tmp_path_factory: pytest.TempPathFactory, space_table: space.Spac
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, full_store: Path) -> Iterator[Any]:
     """A real server process on 127.0.0.1 over the full synthetic store, for the whole session."""
-    if os.environ.get("NASBENCH_TEST_INPROCESS_SERVER"):
-        from tests.inprocess import InProcessServer
+    from tests.inprocess import served
 
-        with InProcessServer(full_store) as inprocess:
-            yield inprocess
-        return
-    from nasbench_server.process import ServerProcess
-
-    process = ServerProcess(full_store, tmp_path_factory.mktemp("server")).wait_serving()
-    yield process
-    process.stop()
+    with served(full_store, tmp_path_factory.mktemp("server")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

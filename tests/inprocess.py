@@ -64,3 +64,34 @@ class InProcessServer:
 
     def stop(self) -> int:
         return 0
+
+
+class served:
+    """``with served(store, folder) as server:`` a server over ``store`` for tests of the service (not of the
+    process): a real ``nasbench serve`` process, or the in-process one under mutation testing."""
+
+    def __init__(self, store: Path, folder: Path, token: str | None = None) -> None:
+        self._store, self._folder, self._token = store, folder, token
+        self._server: Any = None
+
+    def __enter__(self) -> Any:
+        import os
+
+        if os.environ.get("NASBENCH_TEST_INPROCESS_SERVER"):
+            self._server = InProcessServer(self._store, token=self._token).__enter__()
+            return self._server
+        from nasbench_server.process import ServerProcess
+
+        extra = []
+        if self._token is not None:
+            token_file = self._folder / "token.txt"
+            token_file.write_text(self._token + "\n")
+            extra = ["--token-file", str(token_file)]
+        self._server = ServerProcess(self._store, self._folder, extra=extra).wait_serving()
+        return self._server
+
+    def __exit__(self, *exc: object) -> None:
+        if isinstance(self._server, InProcessServer):
+            self._server.__exit__(*exc)
+        else:
+            self._server.stop()

@@ -384,6 +384,9 @@ def test_repeat_policies(open_nasbench, store: Store) -> None:
     assert len(set(hashed)) == 1 and hashed[0] in runs[:, 4].tolist()
     assert random.getstate() == state, "no policy but the default touches the global random"
     assert nasbench.get_budget_counters()[1] == 108 * 6
+    # each query charged its own run; 'mean' and 'all' one run at the mean time of the three
+    mean_time = (runs[0, 4] + runs[1, 4] + runs[2, 4]) / 3
+    assert nasbench.get_budget_counters()[0] == pytest.approx(runs[2, 4] + 2 * mean_time + 3 * hashed[0], abs=1e-9)
     with pytest.raises(ValueError, match="repeat must be"):
         nasbench.query(model_spec, repeat=3)
     with pytest.raises(ValueError, match="repeat must be"):
