@@ -108,17 +108,20 @@ def mutmut_command() -> list[str]:
     return [str(executable)] if executable.exists() else [sys.executable, "-m", "mutmut"]
 
 
-def run(names: list[str], config: dict[str, Any], children: int, fresh: bool) -> int:
+def run(names: list[str], config: dict[str, Any], children: int, fresh: bool, survivors_only: bool = False) -> int:
     cache = STAGING / "fixture-cache"
     if fresh and cache.exists():
         shutil.rmtree(cache)
     status = 0
     for name in names:
+        again = sorted(mutant for mutant, found in results(name, config).items() if found not in KILLED)
+        if survivors_only and not again:
+            print(f"== {name}: no survivor to test again", flush=True)
+            continue
         folder = stage(name, config, fresh)
         print(f"== {name}: mutmut in {folder.relative_to(ROOT)}", flush=True)
-        result = subprocess.run(
-            [*mutmut_command(), "run", "--max-children", str(children)], cwd=folder, env=_environment(cache)
-        )
+        command = [*mutmut_command(), "run", "--max-children", str(children)]
+        result = subprocess.run([*command, *(again if survivors_only else [])], cwd=folder, env=_environment(cache))
         status = status or result.returncode
         print(summary_line(name, results(name, config)), flush=True)
     return status
@@ -293,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("modules", nargs="*")
     run_parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="parallel mutants")
     run_parser.add_argument("--resume", action="store_true", help="keep earlier results; test only new mutants")
+    run_parser.add_argument(
+        "--survivors", action="store_true", help="with the current tests, test again only the mutants that survived"
+    )
     commands.add_parser("report", help="killed / survived per module, as a markdown table")
     survivors_parser = commands.add_parser("survivors", help="surviving mutants of a module")
     survivors_parser.add_argument("module")
@@ -306,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [name for name in names if name not in modules]
         if unknown:
             parser.error(f"unknown module {unknown[0]!r} (choose from {', '.join(modules)})")
-        return run(names, config, args.children, fresh=not args.resume)
+        return run(
+            names, config, args.children, fresh=not (args.resume or args.survivors), survivors_only=args.survivors
+        )
     if args.command == "report":
         report(config)
         return 0

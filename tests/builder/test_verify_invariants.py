@@ -186,3 +186,67 @@ def test_the_wrong_hash_is_named(tiny_synthetic, space_table, tmp_path: Path, mo
     with pytest.raises(StoreCorruptError) as info:
         verify.verify_store(path, space_table)
     assert str(info.value) == f"{path}: row 20: hash {data.hashes[30].tobytes().hex()} does not match its cell"
+
+
+@pytest.mark.parametrize("field", [1, 2, 3, 5, 6, 7])
+def test_every_accuracy_field_is_checked(tiny_synthetic, space_table, tmp_path: Path, monkeypatch, field: int) -> None:
+    path = _write(
+        tmp_path / "damaged.lmdb", tiny_synthetic.dataset, _set("metrics", (2, 1, 1, field), 1.5), monkeypatch
+    )
+    with pytest.raises(StoreCorruptError, match=re.escape("some accuracies are outside [0, 1]")):
+        verify.verify_store(path, space_table)
+
+
+def _edge_values(data):
+    """Bounds that are allowed: accuracies of exactly 0 and 1, training times of exactly 0."""
+    metrics = data.metrics.copy()
+    metrics[0, 0, 0, [1, 2, 3, 5, 6, 7]] = 0.0
+    metrics[1, 0, 0, [1, 2, 3, 5, 6, 7]] = 1.0
+    metrics[2, 0, 0, [0, 4]] = 0.0
+    metrics[3, 0, 0, [0, 4]] = 0.5
+    return _replace(data, metrics=metrics)
+
+
+def _last_cell(data, table):
+    """Row 1 becomes the last (7-vertex) cell of the space, with its hash (the first, 2-vertex, is already in)."""
+    keys, representatives, hashes = data.keys.copy(), data.representatives.copy(), data.hashes.copy()
+    keys[1] = representatives[1] = table.keys[-1]
+    hashes[1] = table.hashes[-1]
+    assert table.keys[0] in data.keys
+    return _replace(data, keys=keys, representatives=representatives, hashes=hashes)
+
+
+def test_values_and_cells_at_the_bounds_pass(tiny_synthetic, space_table, tmp_path: Path, monkeypatch) -> None:
+    data = _last_cell(_edge_values(tiny_synthetic.dataset), space_table)
+    assert canonical.unpack(int(data.keys[1]))[0] == 7
+    path = _write(tmp_path / "bounds.lmdb", data, None, monkeypatch)
+    assert verify.verify_store(path, space_table)["cells"] == 91
+
+
+def test_a_key_beyond_the_last_cell_of_the_space(tiny_synthetic, space_table, tmp_path: Path, monkeypatch) -> None:
+    """A complete 7-vertex DAG (21 edges) sorts after every cell of the space: named, not an IndexError."""
+    code = canonical.pack(7, (1 << 21) - 1, (2, 2, 2, 2, 2))
+    assert canonical.canonicalize(code) == code and code > int(space_table.keys[-1])
+    keys, representatives = tiny_synthetic.dataset.keys.copy(), tiny_synthetic.dataset.representatives.copy()
+    keys[2] = representatives[2] = code
+    path = _write(
+        tmp_path / "beyond.lmdb",
+        _replace(tiny_synthetic.dataset, keys=keys, representatives=representatives),
+        None,
+        monkeypatch,
+    )
+    with pytest.raises(StoreCorruptError, match=re.escape("row 2: the cell is not in the search space")):
+        verify.verify_store(path, space_table)
+
+
+def test_the_given_space_table_is_the_one_used(tiny_synthetic, space_table, tmp_path: Path, monkeypatch) -> None:
+    """verify_store checks against the table it is given (a table lacking one cell makes that cell 'outside')."""
+    from nasbench import space
+
+    path = _write(tmp_path / "intact.lmdb", tiny_synthetic.dataset, None, monkeypatch)
+    missing = int(np.searchsorted(space_table.keys, tiny_synthetic.dataset.keys[5]))
+    smaller = space.SpaceTable(
+        keys=np.delete(space_table.keys, missing), hashes=np.delete(space_table.hashes, missing, axis=0)
+    )
+    with pytest.raises(StoreCorruptError, match=re.escape("row 5: the cell is not in the search space")):
+        verify.verify_store(path, smaller)
