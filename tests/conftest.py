@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,8 @@ def _cached_object(name: str, build: Callable[[], Any]) -> Any:
 
 
 def _cached_file(name: str, folder: Path, build: Callable[[Path], None]) -> Path:
-    """A file ``build(path)`` writes into ``folder``, or a copy of the cached one (see the module docstring)."""
+    """A file ``build(path)`` writes into ``folder``, or the cached one (see the module docstring). Tests only
+    read these files (those that damage a store damage a copy)."""
     path = folder / name
     if not _CACHE:
         build(path)
@@ -53,8 +53,7 @@ def _cached_file(name: str, folder: Path, build: Callable[[Path], None]) -> Path
         temp = cached.with_name(f".{cached.name}.{os.getpid()}")
         build(temp)
         os.replace(temp, cached)
-    shutil.copyfile(cached, path)
-    return path
+    return cached
 
 
 @pytest.fixture(scope="session")

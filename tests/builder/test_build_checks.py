@@ -205,10 +205,9 @@ def test_trailing_bytes_after_the_last_record(tiny_tfrecord: Path, tmp_path: Pat
     data = tiny_tfrecord.read_bytes()
     broken = tmp_path / "tail.tfrecord"
     broken.write_bytes(data + tail)
-    for workers in (1, 2):
-        with pytest.raises(SourceError, match=re.escape(message.format(size=len(data)))) as info:
-            source.read_dataset(broken, workers=workers, piece_size=16 << 10)
-        assert info.value.record == 1092
+    with pytest.raises(SourceError, match=re.escape(message.format(size=len(data)))) as info:
+        source.read_dataset(broken, workers=1)
+    assert info.value.record == 1092
 
 
 def test_a_truncated_last_record_is_named(tiny_tfrecord: Path, tmp_path: Path) -> None:
