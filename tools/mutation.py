@@ -113,6 +113,14 @@ def run(names: list[str], config: dict[str, Any], children: int, fresh: bool, su
     if fresh and cache.exists():
         shutil.rmtree(cache)
     status = 0
+    missing = [
+        path
+        for name in names
+        for path in [*config["mutation"]["modules"][name]["files"], *config["mutation"]["modules"][name]["tests"]]
+        if not path.startswith("-") and " " not in path and "/" in path and not (ROOT / path).exists()
+    ]
+    if missing:
+        raise SystemExit(f"pyproject.toml [tool.nasbench.mutation] names paths that do not exist: {missing}")
     for name in names:
         again = sorted(mutant for mutant, found in results(name, config).items() if found not in KILLED)
         if survivors_only and not again:
