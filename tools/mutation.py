@@ -117,7 +117,7 @@ def run(names: list[str], config: dict[str, Any], children: int, fresh: bool, su
         path
         for name in names
         for path in [*config["mutation"]["modules"][name]["files"], *config["mutation"]["modules"][name]["tests"]]
-        if not path.startswith("-") and " " not in path and "/" in path and not (ROOT / path).exists()
+        if not path.startswith("-") and " " not in path and "/" in path and not (ROOT / path.split("::")[0]).exists()
     ]
     if missing:
         raise SystemExit(f"pyproject.toml [tool.nasbench.mutation] names paths that do not exist: {missing}")
