@@ -111,19 +111,28 @@ def server(store: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(params=["local", "remote"])
-def nasbench(request: pytest.FixtureRequest, store: Path):
+def open_values(request: pytest.FixtureRequest, store: Path):
+    """``open_values(seed=0)``: a NASBench over the written store, locally or through the server. Made in the
+    test itself, since the constructor seeds Python's global random (as the original's does)."""
     target = str(store) if request.param == "local" else f"grpc://{request.getfixturevalue('server').address}"
-    opened = api.NASBench(target, seed=0)
-    yield opened
-    opened.close()
+    opened = []
+
+    def factory(seed: int | None = 0) -> api.NASBench:
+        opened.append(api.NASBench(target, seed=seed))
+        return opened[-1]
+
+    yield factory
+    for nasbench in opened:
+        nasbench.close()
 
 
 def _final(module_hash: str, epochs: int, repeat: int) -> dict[str, float]:
     return dict(zip(FIELDS, RUNS[module_hash, epochs][repeat][1], strict=True))
 
 
-def test_seeded_queries_return_the_written_runs(nasbench) -> None:
+def test_seeded_queries_return_the_written_runs(open_values) -> None:
     """seed=0: repeats 1, 1, 0, 1, 2, ... of the records as written (reference §1.6)."""
+    nasbench = open_values()
     answers = [nasbench.query(spec(*ISSUE_23)) for _ in SEED_0_REPEATS]
     for answer, repeat in zip(answers, SEED_0_REPEATS, strict=True):
         assert {name: answer[name] for name in FIELDS} == _final(ISSUE_23_HASH, 108, repeat)
@@ -134,16 +143,18 @@ def test_seeded_queries_return_the_written_runs(nasbench) -> None:
     )
 
 
-def test_the_real_issue_23_run(nasbench) -> None:
+def test_the_real_issue_23_run(open_values) -> None:
     """The run quoted in issue #23, as the original returns it (repeat 0 of the file)."""
+    nasbench = open_values()
     answer = nasbench.query(spec(*ISSUE_23), repeat=0)
     assert (answer["training_time"], answer["train_accuracy"]) == (4321.9140625, 1.0)
     assert (answer["validation_accuracy"], answer["test_accuracy"]) == (0.9431089758872986, 0.9406049847602844)
     assert nasbench.query(spec(*ISSUE_23), repeat=1)["training_time"] == 4326.7412109375
 
 
-def test_the_stored_matrix_is_returned_not_the_callers(nasbench) -> None:
+def test_the_stored_matrix_is_returned_not_the_callers(open_values) -> None:
     """Asked with the canonical isomorph, the answer carries the README's matrix as the file stores it."""
+    nasbench = open_values()
     from nasbench import canonical
 
     canonical_matrix, canonical_ops = canonical.decode(canonical.canonical_key(*INCEPTION))
@@ -155,7 +166,8 @@ def test_the_stored_matrix_is_returned_not_the_callers(nasbench) -> None:
     assert {name: answer[name] for name in FIELDS} == dict(zip(FIELDS, RUNS[INCEPTION_HASH, 4][2][0], strict=True))
 
 
-def test_statistics_and_order_are_the_files(nasbench) -> None:
+def test_statistics_and_order_are_the_files(open_values) -> None:
+    nasbench = open_values()
     assert list(nasbench.hash_iterator()) == FILE_ORDER
     assert nasbench.valid_epochs == {4, 108}
     for module_hash in FILE_ORDER:
@@ -173,7 +185,8 @@ def test_statistics_and_order_are_the_files(nasbench) -> None:
             ]
 
 
-def test_repeat_policies_on_written_values(nasbench) -> None:
+def test_repeat_policies_on_written_values(open_values) -> None:
+    nasbench = open_values()
     runs = [final for _, final in RUNS[TWO_VERTEX_HASH, 108]]
     two = spec([[0, 1], [0, 0]], ["input", "output"])
     assert nasbench.query(two, repeat="mean")["validation_accuracy"] == (runs[0][2] + runs[1][2] + runs[2][2]) / 3
