@@ -269,3 +269,112 @@ def test_official_files_are_named_by_sha256(
     printed = capsys.readouterr().out
     assert (f"  official file: {official}\n" in printed) is (official is not None)
     assert f"sha256: {sha256}" in printed
+
+
+def _read(payloads: Records, tmp_path: Path):
+    from nasbench_builder import source
+
+    path = tmp_path / "records.tfrecord"
+    with tfrecord.TFRecordWriter(path) as writer:
+        writer.write_many(payloads)
+    return path, lambda: source.read_dataset(path, workers=1)
+
+
+def test_a_wrong_hash_is_named_with_the_recomputed_one(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    from nasbench.errors import SourceError
+
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    right = _fields(payloads[13])[0]
+    path, read = _read(_edit(13, _set(0, "0" * 32))(payloads), tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == (
+        f"{path}: record 13: hash {'0' * 32} does not match the hash {right} recomputed from the record's own "
+        "adjacency and operations"
+    )
+
+
+@pytest.mark.parametrize(
+    ("adjacency", "ops", "why"),
+    [
+        # 7 vertices, 11 edges, all on input→output paths
+        (
+            "0111111000000100000010000001000000100000010000000",
+            "input,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,output",
+            "it has 11 edges (max edges = 9)",
+        ),
+        # 7 vertices, exactly 9 edges, vertex 5 on no path to the output: too big only because it is not pruned
+        (
+            "0111110000000100000010000001000000100000000000000",
+            "input,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,output",
+            "it is not pruned: some vertex is not on an input→output path",
+        ),
+    ],
+)
+def test_cells_outside_the_space_say_why(
+    tiny_tfrecord: Path, tmp_path: Path, adjacency: str, ops: str, why: str
+) -> None:
+    from nasbench.errors import SourceError
+
+    assert adjacency.count("1") in (9, 11)
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    path, read = _read(_edit(5, lambda f: f.__setitem__(slice(2, 4), [adjacency, ops]))(payloads), tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == f"{path}: record 5: adjacency and operations describe a cell outside the space: {why}"
+
+
+def test_the_first_problem_in_file_order_is_reported(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """A non-finite metric (found when the piece is done) is reported before a malformed record after it."""
+    from nasbench.errors import SourceError
+
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    broken = _edit(3, _metrics_edit(_nan_metric))(payloads)
+    broken[10] = b"[not json"
+    path, read = _read(broken, tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == f"{path}: record 3: metric final_validation_accuracy is not finite (nan)"
+    broken[3] = payloads[3]  # only the malformed record remains
+    path, read = _read(broken, tmp_path)
+    with pytest.raises(SourceError, match=r"record 10: payload is not valid JSON"):
+        read()
+
+
+def test_read_piece_needs_the_space_table(tiny_tfrecord: Path, monkeypatch) -> None:
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source, "_table", None)
+    with pytest.raises(RuntimeError) as info:
+        source.read_piece(str(tiny_tfrecord), 0, 100)
+    assert str(info.value) == "read_piece needs _init_worker first"
+
+
+def test_progress_is_logged_every_tenth_of_the_file(caplog, monkeypatch) -> None:
+    import logging
+
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source.sys.stderr, "isatty", lambda: False, raising=False)
+    update, close = source.progress_printer(1000)
+    with caplog.at_level(logging.INFO, logger="nasbench_builder.source"):
+        for records, done in ((10, 50), (20, 100), (25, 150), (40, 230), (41, 231), (100, 1000)):
+            update(records, done)
+        close()
+    assert [record.getMessage() for record in caplog.records] == [
+        "read 20 records (10% of the file)",
+        "read 40 records (23% of the file)",
+        "read 100 records (100% of the file)",
+    ]
+
+
+def test_progress_bar_on_a_terminal(monkeypatch, capsys) -> None:
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source.sys.stderr, "isatty", lambda: True, raising=False)
+    update, close = source.progress_printer(2000)
+    update(150, 500)
+    update(300, 1000)
+    close()
+    err = capsys.readouterr().err
+    assert "300 records" in err and "records/s" in err and "1.00k/2.00k" in err
