@@ -321,7 +321,11 @@ def test_sample_and_neighbors(stub) -> None:
     ("request_", "code", "details", "kind"),
     [
         pytest.param(
-            pb.QueryRequest(epochs=108), "INVALID_ARGUMENT", "cell is required", "InvalidSpecError", id="no-cell"
+            pb.QueryRequest(epochs=108),
+            "INVALID_ARGUMENT",
+            "cell is required: set one of key, hash, hash_hex, packed, matrix",
+            "InvalidSpecError",
+            id="no-cell",
         ),
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(hash_hex="0" * 32), epochs=108),
@@ -333,14 +337,14 @@ def test_sample_and_neighbors(stub) -> None:
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(hash=b"short"), epochs=108),
             "INVALID_ARGUMENT",
-            "hash must be 16 bytes",
+            "cell.hash must be 16 bytes (an MD5 digest), got 5",
             "InvalidSpecError",
             id="short-hash",
         ),
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(hash_hex="XYZ"), epochs=108),
             "INVALID_ARGUMENT",
-            "32 lowercase hex",
+            "cell.hash_hex must be 32 lowercase hex characters, got 'XYZ'",
             "InvalidSpecError",
             id="bad-hex",
         ),
@@ -354,21 +358,21 @@ def test_sample_and_neighbors(stub) -> None:
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=9)), epochs=108),
             "INVALID_ARGUMENT",
-            "num_vertices must be 2 to 7",
+            "cell.packed.num_vertices must be 2 to 7, got 9",
             "InvalidSpecError",
             id="packed-9",
         ),
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=1 << 5, ops=[1])), epochs=108),
             "INVALID_ARGUMENT",
-            "bits beyond",
+            "cell.packed.edges has bits beyond a 3-vertex upper triangle",
             "InvalidSpecError",
             id="bits",
         ),
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=3, edges=5, ops=[9])), epochs=108),
             "INVALID_ARGUMENT",
-            "unknown op value 9",
+            "cell.packed.ops has an unknown op value 9",
             "InvalidSpecError",
             id="op-enum",
         ),
@@ -391,7 +395,7 @@ def test_sample_and_neighbors(stub) -> None:
                 epochs=108,
             ),
             "INVALID_ARGUMENT",
-            "too many vertices, got 8",
+            "too many vertices, got 8 (max vertices = 7)",
             "TooManyVerticesError",
             id="8-vertices",
         ),
@@ -405,7 +409,7 @@ def test_sample_and_neighbors(stub) -> None:
                 epochs=108,
             ),
             "INVALID_ARGUMENT",
-            "unsupported op conv5x5",
+            "unsupported op conv5x5 (available ops = ['conv3x3-bn-relu', 'conv1x1-bn-relu', 'maxpool3x3'])",
             "OutOfDomainError",
             id="unknown-op-name",
         ),
@@ -431,7 +435,7 @@ def test_sample_and_neighbors(stub) -> None:
                 epochs=108,
             ),
             "INVALID_ARGUMENT",
-            "must hold 9 bytes",
+            "cell.matrix.adjacency must hold 9 bytes for 3 vertices, got 4",
             "InvalidSpecError",
             id="short-adjacency",
         ),
@@ -454,7 +458,7 @@ def test_sample_and_neighbors(stub) -> None:
         pytest.param(
             pb.QueryRequest(cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=5000)), epochs=108),
             "INVALID_ARGUMENT",
-            "num_vertices must be 1 to 64",
+            "cell.matrix.num_vertices must be 1 to 64, got 5000",
             "InvalidSpecError",
             id="huge-matrix",
         ),
@@ -470,16 +474,104 @@ def test_sample_and_neighbors(stub) -> None:
                 cell=pb.CellRef(hash_hex=INCEPTION_HASH), epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=3
             ),
             "INVALID_ARGUMENT",
-            "repeat_index must be 0 to 2",
+            "repeat_index must be 0 to 2, got 3",
             "InvalidSpecError",
             id="repeat-index",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=4, edges=5, ops=[1])), epochs=108),
+            "INVALID_ARGUMENT",
+            "cell.packed.ops must list 2 interior ops, got 1",
+            "InvalidSpecError",
+            id="packed-ops-count",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=1)), epochs=108),
+            "INVALID_ARGUMENT",
+            "cell.packed.num_vertices must be 2 to 7, got 1",
+            "InvalidSpecError",
+            id="packed-1",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=8, ops=[1] * 6)), epochs=108),
+            "INVALID_ARGUMENT",
+            "cell.packed.num_vertices must be 2 to 7, got 8",
+            "InvalidSpecError",
+            id="packed-8",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(packed=pb.PackedSpec(num_vertices=7, edges=1 << 21, ops=[1] * 5)), epochs=108
+            ),
+            "INVALID_ARGUMENT",
+            "cell.packed.edges has bits beyond a 7-vertex upper triangle",
+            "InvalidSpecError",
+            id="packed-bit-21",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=0)), epochs=108),
+            "INVALID_ARGUMENT",
+            "cell.matrix.num_vertices must be 1 to 64, got 0",
+            "InvalidSpecError",
+            id="matrix-0",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=65, adjacency=bytes(65 * 65))), epochs=108
+            ),
+            "INVALID_ARGUMENT",
+            "cell.matrix.num_vertices must be 1 to 64, got 65",
+            "InvalidSpecError",
+            id="matrix-65",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(
+                    matrix=pb.MatrixSpec(
+                        num_vertices=64,
+                        adjacency=bytes(np.eye(64, k=1, dtype=np.uint8)),
+                        ops=["input"] + ["conv1x1-bn-relu"] * 62 + ["output"],
+                    )
+                ),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "too many vertices, got 64 (max vertices = 7)",
+            "TooManyVerticesError",
+            id="matrix-64",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=1, adjacency=bytes(1), ops=["input"])), epochs=108
+            ),
+            "INVALID_ARGUMENT",
+            "invalid spec, provided graph is disconnected.",
+            "OutOfDomainError",
+            id="matrix-1",
+        ),
+        pytest.param(
+            pb.QueryRequest(
+                cell=pb.CellRef(matrix=pb.MatrixSpec(num_vertices=2, adjacency=bytes([0, 1, 0, 0]), ops=["input"])),
+                epochs=108,
+            ),
+            "INVALID_ARGUMENT",
+            "length of ops must match matrix dimensions",
+            "InvalidSpecError",
+            id="matrix-ops-length",
+        ),
+        pytest.param(
+            pb.QueryRequest(cell=pb.CellRef(key=2**64 - 1), epochs=108),
+            "NOT_FOUND",
+            str(2**64 - 1),
+            "UnknownCellError",
+            id="unknown-key",
         ),
     ],
 )
 def test_error_table(stub, request_, code: str, details: str, kind: str) -> None:
     error = _error(stub.Query, request_)
     assert error.code() == getattr(grpc.StatusCode, code)
-    assert details in error.details()
+    assert error.details() == details
     assert dict(error.trailing_metadata())[ERROR_KIND_KEY] == kind
 
 
@@ -499,3 +591,83 @@ def test_deadlines_are_honoured(stub) -> None:
     error = _error(lambda: list(stub.ListCells(pb.ListCellsRequest(chunk_size=1), timeout=0.2)))
     assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert stub.Ping(pb.PingRequest(), timeout=5) == pb.PingResponse()
+
+
+def test_info_fields(stub, store, server) -> None:
+    import json
+    import os
+
+    from nasbench import __version__
+
+    first = stub.GetInfo(pb.GetInfoRequest())
+    second = stub.GetInfo(pb.GetInfoRequest())
+    assert second.requests_served == first.requests_served + 1
+    assert (first.cells, first.repeats, first.schema_version, list(first.epochs)) == (
+        store.cells,
+        3,
+        1,
+        [4, 12, 36, 108],
+    )
+    assert first.checksum == store.manifest["checksum"] and first.server_version == __version__
+    assert json.loads(first.manifest_json) == store.manifest
+    assert first.manifest_json == json.dumps(store.manifest, sort_keys=True)
+    assert (first.max_batch, first.max_sample, first.synthetic) == (100_000, 100_000, True)
+    process = getattr(server, "process", None)
+    assert first.pid == (process.pid if process is not None else os.getpid())
+    assert stub.Ping(pb.PingRequest()) == pb.PingResponse()
+    assert stub.GetInfo(pb.GetInfoRequest()).requests_served == second.requests_served + 2, "Ping counts too"
+
+
+def test_list_cells_chunks_and_starts(stub, store) -> None:
+    default = next(stub.ListCells(pb.ListCellsRequest()))
+    assert (default.start, default.hashes) == (0, store.hashes[:4096].tobytes())
+    largest = next(stub.ListCells(pb.ListCellsRequest(chunk_size=65536, start=10)))
+    assert (largest.start, largest.hashes) == (10, store.hashes[10:65546].tobytes())
+    error = _error(lambda: list(stub.ListCells(pb.ListCellsRequest(chunk_size=65537))))
+    assert (error.code(), error.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "chunk_size must be 1 to 65536, got 65537",
+    )
+    last = list(stub.ListCells(pb.ListCellsRequest(start=store.cells - 1)))
+    assert [(chunk.start, chunk.hashes) for chunk in last] == [(store.cells - 1, store.hashes[-1].tobytes())]
+    assert list(stub.ListCells(pb.ListCellsRequest(start=store.cells))) == []
+    assert list(stub.ListCells(pb.ListCellsRequest(start=10**9))) == []
+    starts = [chunk.start for chunk in stub.ListCells(pb.ListCellsRequest(chunk_size=50_000))]
+    assert starts == list(range(0, store.cells, 50_000))
+
+
+def test_sample_answers_and_refusals(stub, store) -> None:
+    response = stub.Sample(
+        pb.SampleRequest(k=3, seed=8, num_vertices=[5], min_parameters=10**6, max_parameters=2 * 10**6)
+    )
+    assert len(response.cells) == 3
+    for cell in response.cells:
+        row = store.row_of_key(cell.key)
+        assert store.num_vertices[row] == 5 and 10**6 <= cell.trainable_parameters <= 2 * 10**6
+        assert cell.hash == store.hashes[row].tobytes() and list(cell.epochs) == [4, 12, 36, 108]
+        np.testing.assert_array_equal(np.frombuffer(cell.metrics, "<f8").reshape(4, 3, 8), store.metrics[row])
+    assert stub.Sample(pb.SampleRequest(k=0)).cells == []
+    for request, code, details in [
+        (pb.SampleRequest(k=100_001), "RESOURCE_EXHAUSTED", "k = 100001 exceeds the limit of 100000"),
+        (pb.SampleRequest(k=1, ops=[pb.MAXPOOL3X3, 9]), "INVALID_ARGUMENT", "ops has an unknown op value 9"),
+        (pb.SampleRequest(k=1, ops=[0]), "INVALID_ARGUMENT", "ops has an unknown op value 0"),
+        (pb.SampleRequest(k=2, num_vertices=[2]), "INVALID_ARGUMENT", "asked for 2 cells but only 1 pass the filters"),
+    ]:
+        error = _error(stub.Sample, request)
+        assert (error.code(), error.details()) == (getattr(grpc.StatusCode, code), details)
+
+
+def test_get_metrics_and_neighbors_of_absent_cells(stub, store) -> None:
+    cell = stub.GetMetrics(pb.GetMetricsRequest(cell=pb.CellRef(key=int(store.keys[42]))))
+    assert (cell.key, cell.hash, cell.representative) == (
+        int(store.keys[42]),
+        store.hashes[42].tobytes(),
+        int(store.representatives[42]),
+    )
+    for call in (
+        lambda: stub.GetMetrics(pb.GetMetricsRequest(cell=pb.CellRef(hash_hex="0" * 32))),
+        lambda: stub.Neighbors(pb.NeighborsRequest(cell=pb.CellRef(hash_hex="0" * 32))),
+    ):
+        error = _error(call)
+        assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND, "0" * 32)
+        assert dict(error.trailing_metadata())[ERROR_KIND_KEY] == "UnknownCellError"
