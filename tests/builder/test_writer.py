@@ -273,18 +273,24 @@ def test_stale_temporaries_of_dead_builds_are_removed(tmp_path: Path) -> None:
     of other targets, and without a process id stay."""
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     finished.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # a build still at work
     target = tmp_path / "s.lmdb"
     names = {
         "dead": f".s.lmdb.building-{finished.pid}",
         "this-process": f".s.lmdb.building-{os.getpid()}",
-        "alive": ".s.lmdb.building-1",
+        "alive": f".s.lmdb.building-{running.pid}",
         "no-pid": ".s.lmdb.building-x12",
         "other-target": f".t.lmdb.building-{finished.pid}",
-        "nested-mark": f".s.lmdb.building-1.building-{finished.pid}",
+        "nested-mark": f".s.lmdb.building-{running.pid}.building-{finished.pid}",
     }
     for name in names.values():
         (tmp_path / name).write_bytes(b"debris")
-    removed = writer.remove_stale_temporaries(target)
+    try:
+        removed = writer.remove_stale_temporaries(target)
+        assert running.poll() is None, "asking whether a process lives must not signal it"
+    finally:
+        running.kill()
+        running.wait()
     expected = [tmp_path / names[key] for key in ("dead", "this-process", "nested-mark")]
     assert sorted(removed) == sorted(expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

@@ -153,6 +153,8 @@ OUTSIDE = "{path}: array '{name}' lies outside the file ({size} bytes)"
         pytest.param(_offset("keys", "4096"), OUTSIDE.replace("{name}", "keys"), id="text-offset"),
         pytest.param(_offset("keys", 4096.0), OUTSIDE.replace("{name}", "keys"), id="float-offset"),
         pytest.param(_offset("metrics", lambda size: size - 100), OUTSIDE.replace("{name}", "metrics"), id="past-end"),
+        # 69,888 bytes of metrics do not fit in the last 2,000 bytes (their 8,736 values would, as bytes)
+        pytest.param(_offset("metrics", lambda size: size - 2000), OUTSIDE.replace("{name}", "metrics"), id="bytes"),
     ],
 )
 def test_damaged_manifests_are_named(tiny_store: Path, tmp_path: Path, change, message: str) -> None:
