@@ -32,15 +32,22 @@ def _fail(store: Store, message: str) -> None:
     raise StoreCorruptError(f"{store.path}: {message}")
 
 
+def _is_permutation(order: np.ndarray, cells: int) -> bool:
+    return np.array_equal(np.sort(order), np.arange(cells))
+
+
 def _check(store: Store, table: space.SpaceTable) -> None:
-    manifest, keys = store.manifest, store.keys
-    if store.cells != manifest["cells"] or list(store.epochs) != sorted(set(store.epochs)):
-        _fail(store, "cell count or epochs disagree with the manifest")
-    sorted_keys = keys[store.key_order]
-    if store.cells and not np.all(sorted_keys[1:] > sorted_keys[:-1]):
-        _fail(store, "canonical keys are not unique, or the key index is not sorted")
-    if not np.array_equal(np.sort(store.key_order), np.arange(store.cells)):
+    keys = store.keys
+    if list(store.epochs) != sorted(set(store.epochs)):
+        _fail(store, f"the epochs {list(store.epochs)} are not ascending and distinct")
+    # index columns are checked to be permutations before they index anything (no IndexError on damage)
+    if not _is_permutation(store.key_order, store.cells):
         _fail(store, "the key index is not a permutation of the rows")
+    sorted_keys = keys[store.key_order]
+    if not np.all(sorted_keys[1:] > sorted_keys[:-1]):
+        _fail(store, "canonical keys are not unique, or the key index is not sorted")
+    if not _is_permutation(store.hash_order, store.cells):
+        _fail(store, "the hash index is not a permutation of the rows")
     ordered = store.hashes[store.hash_order]
     if not np.array_equal(layout.hash_prefix(ordered), store.sorted_hash_prefix) or not np.array_equal(
         np.lexsort(ordered.T[::-1]), np.arange(store.cells)
@@ -51,12 +58,19 @@ def _check(store: Store, table: space.SpaceTable) -> None:
         store.row_of_key(int(key)) == row for row, key in enumerate(keys.tolist())
     ):
         _fail(store, "the structure index does not map every key to its row")
-    if not np.array_equal(store.num_vertices, canonical.vertices_and_edges(keys)[0]):
-        _fail(store, "vertex counts do not match the keys")
-    canonical_of_representatives = np.array(
-        [canonical.canonicalize(int(code)) for code in store.representatives.tolist()], dtype=np.uint64
-    )
-    mismatch = np.flatnonzero(canonical_of_representatives != keys)
+    vertices, edges = canonical.vertices_and_edges(keys)
+    sizes = np.flatnonzero((vertices < canonical.MIN_VERTICES) | (vertices > canonical.MAX_VERTICES))
+    if sizes.size:
+        _fail(store, f"row {int(sizes[0])}: key {int(keys[sizes[0]])} is not the code of a cell of 2 to 7 vertices")
+    if not np.array_equal(store.num_vertices, vertices) or not np.array_equal(store.num_edges, edges):
+        _fail(store, "vertex or edge counts do not match the keys")
+    # a representative of another size is no isomorph (and is not canonicalized: a garbage size would not end)
+    mismatch = np.flatnonzero(canonical.vertices_and_edges(store.representatives)[0] != vertices)
+    if not mismatch.size:
+        canonical_of_representatives = np.array(
+            [canonical.canonicalize(int(code)) for code in store.representatives.tolist()], dtype=np.uint64
+        )
+        mismatch = np.flatnonzero(canonical_of_representatives != keys)
     if mismatch.size:
         _fail(store, f"row {int(mismatch[0])}: the stored representative is not an isomorph of the row's cell")
     positions = np.minimum(np.searchsorted(table.keys, keys), len(table.keys) - 1)

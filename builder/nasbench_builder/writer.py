@@ -188,7 +188,7 @@ def locate_arrays(
 
     With ``expected``, only those offsets are checked (the result equals ``expected`` when they all hold).
     """
-    found = {}
+    found: dict[str, int] = {}
     with (
         open(path, "rb") as handle,
         mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
@@ -201,7 +201,10 @@ def locate_arrays(
                 [expected[name]] if expected is not None else range(_PAGE_HEADER, len(data) - size + 1, page_size)
             )
             head = bytes(wanted[:64])
+            taken = set(found.values())  # equal arrays (keys and representatives, usually) each have their own copy
             for offset in candidates:
+                if offset in taken:
+                    continue
                 if data[offset : offset + len(head)] == head and view[offset : offset + size] == wanted:
                     found[name] = offset
                     break

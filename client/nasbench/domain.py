@@ -5,8 +5,9 @@ same errors with the original messages (reference §1.7).
 
 Naming a cell: for an integer or bool matrix of 0/1 entries with the default op order, the canonical key names
 exactly the cell whose original hash the spec has (hashes are isomorphism-invariant and tell the space's cells
-apart). Anything else (float matrices, entries like 2, a reordered ``available_ops``) hashes differently from
-every stored cell in the original (issue #32), so it is named by its original hash and, as there, not found.
+apart). Anything else is named by its original hash, as in the original: float matrices and entries like 2 hash
+differently from every stored cell (issue #32) and are not found; a reordered ``available_ops`` relabels the
+ops, so the hash names the cell with those ops swapped.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import logging
 import os
@@ -35,6 +36,11 @@ NUM_CELLS = 423_624
 NUM_LABELLED_GRAPHS = 1_293_208
 SORTED_HASHES_SHA256 = "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"
 REPRESENTATIVES_SHA256 = "a4b03be715389467a9493a99f50528baef335fc17cbe9d7498d28e3aa278bca1"
+# SHA-256 of the table's raw bytes, in enumeration order (keys little-endian uint64; hashes the 16-byte digests):
+# a cache file is trusted only if it holds exactly these bytes. Both follow from the enumeration and the two
+# reference digests above (tests/client/test_space.py checks all four on a freshly computed table).
+KEYS_SHA256 = "45a91694182b2f0594fb89e5e797cbfbaf559c65c61b12fc1e1f6e1d2bdd5dd9"
+HASHES_SHA256 = "1f4a7db984f8bb44da50e51b6c7e830bd26a761a39d60997ef500b7610ef0449"
 _CACHE_FORMAT = 1
 
 
@@ -209,11 +215,20 @@ def _read_cache(path: Path) -> SpaceTable | None:
             keys, hashes = data["keys"], data["hashes"]
     except (OSError, KeyError, ValueError):
         return None
-    if len(keys) != NUM_CELLS or len(hashes) != NUM_CELLS or not np.array_equal(keys, enumerate_cells().keys):
+    # Comparing raw bytes with pinned digests costs milliseconds; re-enumerating the space costs seconds.
+    if keys.dtype != np.dtype("<u8") or keys.shape != (NUM_CELLS,) or hashes.dtype != np.uint8:
         return None
-    if sorted_hashes_digest(hashes) != SORTED_HASHES_SHA256:
+    if hashes.shape != (NUM_CELLS, 16) or table_digests(keys, hashes) != (KEYS_SHA256, HASHES_SHA256):
         return None
     return SpaceTable(keys=keys, hashes=hashes)
+
+
+def table_digests(keys: np.ndarray, hashes: np.ndarray) -> tuple[str, str]:
+    """SHA-256 of the keys' and of the hashes' raw bytes, in the table's order (see ``KEYS_SHA256``)."""
+    return (
+        hashlib.sha256(np.ascontiguousarray(keys, dtype="<u8").tobytes()).hexdigest(),
+        hashlib.sha256(np.ascontiguousarray(hashes, dtype=np.uint8).tobytes()).hexdigest(),
+    )
 
 
 def _write_cache(path: Path, table: SpaceTable) -> None:

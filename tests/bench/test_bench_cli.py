@@ -73,7 +73,36 @@ def test_quick_run_against_a_server(server, full_store, tmp_path, capsys) -> Non
         assert f"## {name}" in report
     assert "| figure | unit | n | min | p50 | p90 | p99 | p99.9 | max |" in report
     assert "](remote_latency.png)" in report
-    assert "met" in printed and "wrote" in printed
+    _check_targets(data, printed, report)
+    assert printed.rstrip().endswith(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+
+
+def _check_targets(data: dict, printed: str, report: str) -> None:
+    """Each target's verdict follows from its measurement and bound, and is printed and reported as such,
+    one line per target (whatever this loaded machine measured)."""
+    printed_lines = printed.splitlines()
+    count = 0
+    for name, scenario in data["scenarios"].items():
+        for target in scenario["targets"]:
+            count += 1
+            operator, bound = target["target"].split()
+            assert operator in ("<=", ">=")
+            met = target["measured"] <= float(bound) if operator == "<=" else target["measured"] >= float(bound)
+            assert target["met"] is met, target
+            line = (
+                f"{name:<16} {target['name']:<48} {target['measured']:>14,.4g} {target['unit']:<10} "
+                f"{target['target']:<12} {'met' if met else 'NOT MET'}"
+            )
+            assert printed_lines.count(line) == 1, line
+            note = f" ({target['note']})" if target.get("note") else ""
+            row = (
+                f"| {name} | {target['name']} {target['target']} {target['unit']}{note} | {target['measured']:,.4g} | "
+                f"{'met' if met else '**not met**'} |"
+            )
+            assert row in report.splitlines(), row
+    assert count >= 5
+    verdicts = [line for line in printed_lines if line.endswith((" met", " NOT MET"))]
+    assert len(verdicts) == count, "one printed verdict per target, no other"
 
 
 def test_validate_catches_inconsistencies() -> None:

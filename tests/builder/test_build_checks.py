@@ -183,3 +183,198 @@ def test_errors_in_later_pieces_carry_absolute_record_indices(tiny_tfrecord: Pat
         writer.write_many(_edit(1000, _set(2, "01"))(payloads))
     with pytest.raises(SourceError, match="record 1000:"):
         source.read_dataset(broken, workers=2, piece_size=16 << 10)
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        pytest.param(b"\x00" * 5, "truncated file: the record at byte {size} lacks its 12-byte header", id="5-bytes"),
+        pytest.param(b"\x00" * 40, "CRC mismatch in the length header at byte {size}", id="40-zeros"),
+        pytest.param(
+            b"\x05" + b"\x00" * 7 + b"\x00" * 4 + b"abc",
+            "CRC mismatch in the length header at byte {size}",
+            id="header-with-a-wrong-crc",
+        ),
+    ],
+)
+def test_trailing_bytes_after_the_last_record(tiny_tfrecord: Path, tmp_path: Path, tail: bytes, message: str) -> None:
+    """Bytes after the last record are never ignored: the error names the byte where they start."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    data = tiny_tfrecord.read_bytes()
+    broken = tmp_path / "tail.tfrecord"
+    broken.write_bytes(data + tail)
+    with pytest.raises(SourceError, match=re.escape(message.format(size=len(data)))) as info:
+        source.read_dataset(broken, workers=1)
+    assert info.value.record == 1092
+
+
+def test_a_truncated_last_record_is_named(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    data = tiny_tfrecord.read_bytes()
+    broken = tmp_path / "cut.tfrecord"
+    broken.write_bytes(data[:-3])
+    with pytest.raises(SourceError, match="record 1091: truncated file: the record at byte") as info:
+        source.read_dataset(broken, workers=1)
+    assert info.value.record == 1091
+
+
+def test_two_hashes_naming_one_cell_are_refused(tiny_tfrecord: Path, tmp_path: Path, space_table) -> None:
+    """Grouping refuses two different hashes whose records describe the same cell (isomorphic duplicates).
+    Records cannot carry such a pair past the per-record hash check, so the parsed columns are changed here."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    source._init_worker(space_table.keys, space_table.hashes)
+    piece = source.read_piece(str(tiny_tfrecord), 0, tiny_tfrecord.stat().st_size)
+    digests, keys, codes = piece.digests.copy(), piece.keys.copy(), piece.codes.copy()
+    keys[12:24], codes[12:24] = keys[0], codes[0]  # the second cell's 12 records now describe the first cell
+    assert (digests[12] != digests[0]).any()
+    changed = source.Piece(**{**vars(piece), "digests": digests, "keys": keys, "codes": codes})
+    with pytest.raises(SourceError, match=r"two different hashes name the same cell \(isomorphic duplicates\)"):
+        source.group_records([changed], tmp_path / "x.tfrecord", {})
+    source.group_records([piece], tmp_path / "x.tfrecord", {})  # the columns as read group fine
+
+
+@pytest.mark.parametrize(
+    ("sha256", "official"),
+    [
+        # reference §6: the two files of the dataset, recognized by their SHA-256
+        ("3d64db8180fb1b0207212f9032205064312b6907a3bbc81eabea10db2f5c7e9c", "nasbench_full.tfrecord"),
+        ("4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1", "nasbench_only108.tfrecord"),
+        ("0" * 64, None),
+    ],
+)
+def test_official_files_are_named_by_sha256(
+    tiny_tfrecord: Path, tmp_path: Path, monkeypatch, capsys, sha256: str, official: str | None
+) -> None:
+    """The manifest records the file's SHA-256 and, for the two published files, which one it is; ``verify``
+    says so. (The real files cannot be downloaded here: the digest of the small file is replaced.)"""
+    import hashlib
+
+    from nasbench_builder import source
+
+    assert source.file_sha256(tiny_tfrecord) == hashlib.sha256(tiny_tfrecord.read_bytes()).hexdigest()
+    monkeypatch.setattr(source, "file_sha256", lambda path: sha256)
+    store = tmp_path / "store.lmdb"
+    assert _cli.main(["build", str(tiny_tfrecord), str(store), "--workers", "1"]) == 0
+    assert _cli.main(["verify", str(store), "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert (manifest["source"]["sha256"], manifest["source"]["official"]) == (sha256, official)
+    assert manifest["source"]["records"] == 1092 and manifest["source"]["size"] == tiny_tfrecord.stat().st_size
+    assert _cli.main(["verify", str(store)]) == 0
+    printed = capsys.readouterr().out
+    assert (f"  official file: {official}\n" in printed) is (official is not None)
+    assert f"sha256: {sha256}" in printed
+
+
+def _read(payloads: Records, tmp_path: Path):
+    from nasbench_builder import source
+
+    path = tmp_path / "records.tfrecord"
+    with tfrecord.TFRecordWriter(path) as writer:
+        writer.write_many(payloads)
+    return path, lambda: source.read_dataset(path, workers=1)
+
+
+def test_a_wrong_hash_is_named_with_the_recomputed_one(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    from nasbench.errors import SourceError
+
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    right = _fields(payloads[13])[0]
+    path, read = _read(_edit(13, _set(0, "0" * 32))(payloads), tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == (
+        f"{path}: record 13: hash {'0' * 32} does not match the hash {right} recomputed from the record's own "
+        "adjacency and operations"
+    )
+
+
+@pytest.mark.parametrize(
+    ("adjacency", "ops", "why"),
+    [
+        # 7 vertices, 11 edges, all on input→output paths
+        (
+            "0111111000000100000010000001000000100000010000000",
+            "input,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,output",
+            "it has 11 edges (max edges = 9)",
+        ),
+        # 7 vertices, exactly 9 edges, vertex 5 on no path to the output: too big only because it is not pruned
+        (
+            "0111110000000100000010000001000000100000000000000",
+            "input,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,conv3x3-bn-relu,maxpool3x3,output",
+            "it is not pruned: some vertex is not on an input→output path",
+        ),
+    ],
+)
+def test_cells_outside_the_space_say_why(
+    tiny_tfrecord: Path, tmp_path: Path, adjacency: str, ops: str, why: str
+) -> None:
+    from nasbench.errors import SourceError
+
+    assert adjacency.count("1") in (9, 11)
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    path, read = _read(_edit(5, lambda f: f.__setitem__(slice(2, 4), [adjacency, ops]))(payloads), tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == f"{path}: record 5: adjacency and operations describe a cell outside the space: {why}"
+
+
+def test_the_first_problem_in_file_order_is_reported(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """A non-finite metric (found when the piece is done) is reported before a malformed record after it."""
+    from nasbench.errors import SourceError
+
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    broken = _edit(3, _metrics_edit(_nan_metric))(payloads)
+    broken[10] = b"[not json"
+    path, read = _read(broken, tmp_path)
+    with pytest.raises(SourceError) as info:
+        read()
+    assert str(info.value) == f"{path}: record 3: metric final_validation_accuracy is not finite (nan)"
+    broken[3] = payloads[3]  # only the malformed record remains
+    path, read = _read(broken, tmp_path)
+    with pytest.raises(SourceError, match=r"record 10: payload is not valid JSON"):
+        read()
+
+
+def test_read_piece_needs_the_space_table(tiny_tfrecord: Path, monkeypatch) -> None:
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source, "_table", None)
+    with pytest.raises(RuntimeError) as info:
+        source.read_piece(str(tiny_tfrecord), 0, 100)
+    assert str(info.value) == "read_piece needs _init_worker first"
+
+
+def test_progress_is_logged_every_tenth_of_the_file(caplog, monkeypatch) -> None:
+    import logging
+
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source.sys.stderr, "isatty", lambda: False, raising=False)
+    update, close = source.progress_printer(1000)
+    with caplog.at_level(logging.INFO, logger="nasbench_builder.source"):
+        for records, done in ((10, 50), (20, 100), (25, 150), (40, 230), (41, 231), (100, 1000)):
+            update(records, done)
+        close()
+    assert [record.getMessage() for record in caplog.records] == [
+        "read 20 records (10% of the file)",
+        "read 40 records (23% of the file)",
+        "read 100 records (100% of the file)",
+    ]
+
+
+def test_progress_bar_on_a_terminal(monkeypatch, capsys) -> None:
+    from nasbench_builder import source
+
+    monkeypatch.setattr(source.sys.stderr, "isatty", lambda: True, raising=False)
+    update, close = source.progress_printer(2000)
+    update(150, 500)
+    update(300, 1000)
+    close()
+    err = capsys.readouterr().err
+    assert "300 records" in err and "records/s" in err and "1.00k/2.00k" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from nasbench import _cli
 from nasbench.errors import StoreCorruptError, StoreNotFoundError, StoreSchemaError
 from nasbench.store import layout
 from nasbench.store.reader import Store
-from nasbench_builder import verify
+from nasbench_builder import verify, writer
 
 
 def _copy(small_store: Path, tmp_path: Path) -> Path:
@@ -47,7 +48,36 @@ def _flip_byte(path: Path, position: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("array", ["metrics", "keys", "hashes", "structure_rows"])
+def test_every_array_has_a_checksum_and_its_own_bytes(small_store: Path) -> None:
+    """Each array lives in its own byte range, even where two arrays are equal (keys and representatives)."""
+    store = Store.open(small_store)
+    arrays = store.manifest["arrays"]
+    store.close()
+    assert sorted(arrays) == sorted(ARRAYS)
+    spans = sorted(
+        (spec["offset"], spec["offset"] + int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize)
+        for spec in arrays.values()
+    )
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans
+
+
+ARRAYS = [
+    "hashes",
+    "keys",
+    "representatives",
+    "parameters",
+    "num_vertices",
+    "num_edges",
+    "metrics",
+    "key_order",
+    "hash_order",
+    "sorted_hash_prefix",
+    "structure_codes",
+    "structure_rows",
+]
+
+
+@pytest.mark.parametrize("array", ARRAYS)
 def test_flipped_byte_fails_the_checksum(small_store: Path, tmp_path: Path, array: str) -> None:
     """A byte flipped inside an array after the store verified once: the changed file is verified again when
     opened (never served), and verification names the array."""
@@ -60,6 +90,8 @@ def test_flipped_byte_fails_the_checksum(small_store: Path, tmp_path: Path, arra
         Store.open(copy)
     with pytest.raises(StoreCorruptError, match=f"checksum mismatch in array '{array}'"):
         verify.verify_store(copy)
+    with pytest.raises(StoreCorruptError, match=f"checksum mismatch in array '{array}'"):
+        Store.open(copy, verify=True)
 
 
 def test_unknown_schema_is_refused(small_store: Path, tmp_path: Path, capsys) -> None:
@@ -99,14 +131,33 @@ def test_manifest_with_a_wrong_shape_is_detected(small_store: Path, tmp_path: Pa
         Store.open(copy)
 
 
-def test_open_twice_and_after_close(small_store: Path) -> None:
-    """A process may open one store many times; views taken before close stay valid."""
+def test_open_twice_and_after_close(small_store: Path, small_synthetic) -> None:
+    """A process may open one store many times; views taken before close stay valid and hold the data the
+    builder was given (not merely what another view of the same file says)."""
+    expected = small_synthetic.dataset.metrics[3]
     first, second = Store.open(small_store), Store.open(small_store)
-    kept = first.metrics[3].copy()
     view = second.metrics[3]
     second.close()
-    np.testing.assert_array_equal(view, kept)
+    np.testing.assert_array_equal(view, expected)
+    np.testing.assert_array_equal(first.metrics[3], expected)
     first.close()
+
+
+def test_two_different_stores_in_one_process(small_store: Path, tiny_synthetic, tmp_path: Path) -> None:
+    """Stores of different data opened side by side answer each with its own data."""
+    other = tmp_path / "tiny.lmdb"
+    writer.write_store(tiny_synthetic.dataset, other)
+    small, tiny = Store.open(small_store), Store.open(other)
+    try:
+        assert (small.cells, tiny.cells) == (2532, 91)
+        key = int(tiny_synthetic.dataset.keys[40])
+        row_small, row_tiny = small.row_of_key(key), tiny.row_of_key(key)
+        assert row_tiny == 40 and row_small >= 0
+        np.testing.assert_array_equal(tiny.metrics[row_tiny], tiny_synthetic.dataset.metrics[40])
+        assert not np.array_equal(small.metrics[row_small], tiny.metrics[row_tiny])  # seeds 3 and 7 differ
+    finally:
+        small.close()
+        tiny.close()
 
 
 @pytest.mark.parametrize(

@@ -326,8 +326,7 @@ def test_hash_iterator_follows_the_store_order(open_nasbench, store: Store) -> N
     nasbench = open_nasbench()
     hashes = list(nasbench.hash_iterator())
     assert len(hashes) == len(nasbench.hash_iterator()) == store.cells
-    assert hashes[:1000] == [store.hash_of_row(row) for row in range(1000)]
-    assert hashes[-1] == store.hash_of_row(store.cells - 1)
+    assert hashes == [digest.hex() for digest in np.ascontiguousarray(store.hashes).view("V16").ravel().tolist()]
     assert INCEPTION_HASH in nasbench.hash_iterator()
 
 
@@ -384,6 +383,9 @@ def test_repeat_policies(open_nasbench, store: Store) -> None:
     assert len(set(hashed)) == 1 and hashed[0] in runs[:, 4].tolist()
     assert random.getstate() == state, "no policy but the default touches the global random"
     assert nasbench.get_budget_counters()[1] == 108 * 6
+    # each query charged its own run; 'mean' and 'all' one run at the mean time of the three
+    mean_time = (runs[0, 4] + runs[1, 4] + runs[2, 4]) / 3
+    assert nasbench.get_budget_counters()[0] == pytest.approx(runs[2, 4] + 2 * mean_time + 3 * hashed[0], abs=1e-9)
     with pytest.raises(ValueError, match="repeat must be"):
         nasbench.query(model_spec, repeat=3)
     with pytest.raises(ValueError, match="repeat must be"):
@@ -459,3 +461,166 @@ def test_deepcopy_shares_the_data_not_the_counters(open_nasbench) -> None:
     clone = copy.deepcopy(nasbench)
     clone.query(spec(*INCEPTION))
     assert clone.get_budget_counters()[1] == 216 and nasbench.get_budget_counters()[1] == 108
+
+
+# --- the smaller promises of the surface, by value ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [True, False, -1, 3, 1.0, "median", "RANDOM"])
+def test_repeat_values_refused(open_nasbench, bad) -> None:
+    nasbench = open_nasbench(seed=0)
+    with pytest.raises(ValueError) as info:
+        nasbench.query(spec(*INCEPTION), repeat=bad)
+    assert str(info.value) == (
+        "repeat must be None or 'random' (the original random draw), an index 0-2, 'mean', 'all' or 'hashed'; "
+        f"got {bad!r}"
+    )
+
+
+def test_repeat_index_of_any_integer_type_and_random(open_nasbench, store: Store) -> None:
+    nasbench = open_nasbench(seed=0)
+    runs = store.metrics[_row_of(store, INCEPTION_HASH), store.epoch_index(108)]
+    assert nasbench.query(spec(*INCEPTION), repeat=np.int64(2))["training_time"] == runs[2, 4]
+    assert nasbench.query(spec(*INCEPTION), repeat=0)["training_time"] == runs[0, 4]
+    state = random.getstate()
+    drawn = nasbench.query(spec(*INCEPTION), repeat="random")["training_time"]
+    random.setstate(state)
+    assert drawn == runs[random.randint(0, 2), 4], "'random' is the original draw"
+
+
+def test_hashed_policy_without_a_seed_uses_seed_zero(open_nasbench) -> None:
+    unseeded, zero = open_nasbench(seed=None, repeat="hashed"), open_nasbench(seed=0, repeat="hashed")
+    specs = zero.sample(12, seed=5)
+    assert [unseeded.query(s)["training_time"] for s in specs] == [zero.query(s)["training_time"] for s in specs]
+
+
+def test_budget_of_halfway_queries(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    for epochs in (4, 12, 36, 108):
+        nasbench.query(spec(*INCEPTION), epochs=epochs, stop_halfway=True, repeat=0)
+    assert nasbench.get_budget_counters()[1] == 2 + 6 + 18 + 54
+
+
+@pytest.mark.parametrize("name", ["num_vertices", "num_edges", "ops"])
+def test_empty_sample_filters_are_refused(open_nasbench, name: str) -> None:
+    nasbench = open_nasbench(seed=0)
+    with pytest.raises(ValueError) as info:
+        nasbench.sample(3, **{name: []})
+    assert str(info.value) == f"{name} is empty: pass None to allow any"
+
+
+def test_neighbors_of_a_cell_only_a_hash_names(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    with pytest.raises(KeyError) as info:
+        nasbench.neighbors(spec(np.array(ISSUE_32[0], dtype=float), ISSUE_32[1]))
+    assert info.value.args == ("926a133285cb34c1a38eefe60e7586d4",)
+
+
+def test_reprs(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    assert repr(nasbench) == "NASBench(423624 cells, valid_epochs={108, 4, 12, 36})"
+    assert repr(nasbench.fixed_statistics) == "<FixedStatistics of 423624 cells>"
+    assert repr(nasbench.computed_statistics) == "<ComputedStatistics of 423624 cells>"
+
+
+@pytest.mark.parametrize("bad", ["g" * 32, "0" * 31, "0" * 33, b"0" * 32, ("0" * 32,)])
+def test_malformed_hashes_are_absent(open_nasbench, bad) -> None:
+    nasbench = open_nasbench(seed=0)
+    assert bad not in nasbench.fixed_statistics and bad not in nasbench.computed_statistics
+    with pytest.raises(KeyError) as info:
+        nasbench.get_metrics_from_hash(bad)
+    assert info.value.args == (bad,)
+
+
+def test_deepcopy_copies_the_history(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    nasbench.history["note"] = ["a"]
+    clone = copy.deepcopy(nasbench)
+    clone.history["note"].append("b")
+    assert nasbench.history == {"note": ["a"]} and clone.history == {"note": ["a", "b"]}
+    assert clone.config == nasbench.config
+
+
+def test_reordered_available_ops_relabel_the_cell(open_nasbench) -> None:
+    """As in the original, the configuration's op order gives the labels of the hash: with the order reversed,
+    a spec is looked up by the hash of its relabelled self, i.e. the cell with conv3x3 and maxpool swapped."""
+    nasbench = open_nasbench(seed=0)
+    nasbench.config["available_ops"] = list(reversed(nasbench.config["available_ops"]))
+    model_spec = spec(*INCEPTION)
+    relabelled = model_spec.hash_spec(nasbench.config["available_ops"])
+    swapped_ops = [{C3: MP, MP: C3}.get(op, op) for op in INCEPTION[1]]
+    assert relabelled == spec(INCEPTION[0], swapped_ops).hash_spec(AVAILABLE) != INCEPTION_HASH
+    answer = nasbench.query(model_spec, repeat=1)
+    fixed, computed = nasbench.get_metrics_from_hash(relabelled)
+    assert answer["module_operations"] == fixed["module_operations"] != INCEPTION[1]
+    assert answer["trainable_parameters"] == fixed["trainable_parameters"]
+    assert answer["training_time"] == computed[108][1]["final_training_time"]
+
+
+@pytest.mark.parametrize(
+    ("matrix", "ops", "message"),
+    [
+        pytest.param(
+            [
+                [0, 1, 1, 1, 1, 1, 1],
+                [0, 0, 1, 0, 0, 0, 0],
+                [0, 0, 0, 1, 0, 0, 0],
+                [0, 0, 0, 0, 1, 0, 0],
+                [0, 0, 0, 0, 0, 1, 0],
+                [0, 0, 0, 0, 0, 0, 1],
+                [0] * 7,
+            ],
+            [I, C3, C3, C3, C3, C3, O],
+            "too many edges, got 11 (max edges = 9)",
+            id="11-edges",
+        ),
+        pytest.param(
+            np.array(
+                [
+                    [0, 1, 1, 1, 1, 1, 1],
+                    [0, 0, 0, 1, 0, 0, 0],
+                    [0, 0, 0, 0, 1, 0, 0],
+                    [0, 0, 0, 0, 0, 1, 0],
+                    [0, 0, 0, 0, 0, 0, 1],
+                    [0, 0, 0, 0, 0, 0, 1],
+                    [0] * 7,
+                ],
+                dtype=float,
+            ),
+            [I, C3, C3, C3, C3, C3, O],
+            "too many edges, got 11 (max edges = 9)",
+            id="11-edges-float",
+        ),
+        pytest.param([[0, math.inf], [0, 0]], [I, O], "too many edges, got inf (max edges = 9)", id="infinite"),
+        pytest.param(
+            [[0, 1, 0], [0, 0, 1], [0, 0, 0]],
+            [I, ["x"], O],
+            "unsupported op ['x'] (available ops = ['conv3x3-bn-relu', 'conv1x1-bn-relu', 'maxpool3x3'])",
+            id="unhashable-op",
+        ),
+    ],
+)
+def test_out_of_domain_messages_on_every_path(open_nasbench, matrix, ops, message: str) -> None:
+    nasbench = open_nasbench(seed=0)
+    with pytest.raises(api.OutOfDomainError) as info:
+        nasbench.query(spec(matrix, ops))
+    assert str(info.value) == message
+    assert nasbench.is_valid(spec(matrix, ops)) is False
+
+
+def test_nine_edges_are_allowed(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    matrix = np.zeros((7, 7), dtype=int)
+    for src, dst in [(0, 1), (0, 2), (0, 3), (0, 4), (1, 6), (2, 6), (3, 6), (4, 5), (5, 6)]:
+        matrix[src, dst] = 1
+    nine = spec(matrix, [I, C3, C3, C1, MP, C3, O])
+    assert int(nine.matrix.sum()) == 9 and nine.matrix.shape == (7, 7)
+    assert nasbench.is_valid(nine) and nasbench.query(nine)["trainable_parameters"] > 0
+
+
+def test_type_errors_name_the_type(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    for bad, name in ((None, "NoneType"), ("spec", "str"), ({}, "dict")):
+        with pytest.raises(TypeError) as info:
+            nasbench.query(bad)
+        assert str(info.value) == f"expected a ModelSpec, got {name}"

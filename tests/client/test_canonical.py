@@ -136,3 +136,96 @@ def test_codes_without_2_to_7_vertices_are_refused_not_expanded(code: int) -> No
         canonical.unpack(code)
     with pytest.raises(InvalidSpecError, match="not a cell code"):
         canonical.decode(code)
+
+
+# --- the code's fields by value (bit order of reference §3's gen_is_edge_fn: bit x + y*(y-1)/2 is the edge x→y) ----
+
+CODE = (5 << 31) | (0b1001011011 << 10) | (0 << 4 | 2 << 2 | 1)  # 5 vertices, bits 0,1,3,4,6,9, ops C3, MP, C1
+
+
+def test_a_code_by_value() -> None:
+    assert canonical.pack(5, 0b1001011011, (0, 2, 1)) == CODE == 10_738_035_721
+    assert canonical.unpack(CODE) == (5, 0b1001011011, (0, 2, 1))
+    assert canonical.edges_of(5, 0b1001011011) == [(0, 1), (0, 2), (0, 3), (1, 3), (0, 4), (3, 4)]
+    assert [canonical.edge_bit(src, dst) for src, dst in [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (5, 6)]] == [
+        0,
+        1,
+        2,
+        3,
+        5,
+        20,
+    ]
+    assert canonical.adjacency_string(CODE) == "0111100010000000000100000"
+    assert canonical.ops_string(CODE) == "input,conv3x3-bn-relu,maxpool3x3,conv1x1-bn-relu,output"
+    matrix, ops = canonical.decode(CODE)
+    assert matrix.dtype == np.int8 and "".join(map(str, matrix.ravel())) == canonical.adjacency_string(CODE)
+    assert ops == canonical.ops_string(CODE).split(",")
+
+
+def test_columns_of_many_codes() -> None:
+    two = canonical.pack(2, 1, ())
+    full = canonical.pack(7, (1 << 21) - 1, (2, 1, 0, 1, 2))
+    codes = np.array([CODE, two, full], dtype=np.uint64)
+    vertices, edges = canonical.vertices_and_edges(codes)
+    assert vertices.tolist() == [5, 2, 7] and edges.tolist() == [6, 1, 21]
+    assert vertices.dtype == edges.dtype == np.int64
+    assert canonical.label_slots(codes).tolist() == [[1, 2, 0, -1, -1], [-1] * 5, [2, 1, 0, 1, 2]]  # last op first
+
+
+@pytest.mark.parametrize(
+    ("matrix", "bits"),
+    [
+        pytest.param([[0, 1], [0, 0]], 1, id="list"),
+        pytest.param(np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=bool), 0b111, id="bool"),
+        pytest.param(np.array([[0, 0, 1], [0, 0, 0], [0, 0, 0]], dtype=np.uint8), 0b10, id="uint8"),
+        pytest.param(np.eye(7, k=1, dtype=np.int64), sum(1 << canonical.edge_bit(v, v + 1) for v in range(6)), id="7"),
+        pytest.param(np.eye(8, k=1, dtype=np.int64), None, id="8-vertices"),
+        pytest.param(np.array([[0, 2], [0, 0]]), None, id="entry-2"),
+        pytest.param(np.array([[0, -1], [0, 0]]), None, id="entry-minus-1"),
+        pytest.param(np.array([[1, 0], [0, 0]]), None, id="diagonal"),
+        pytest.param(np.array([[0, 0], [1, 0]]), None, id="lower"),
+        pytest.param(np.array([[0, 1.0], [0, 0]]), None, id="float"),
+        pytest.param(np.zeros((2, 3), dtype=int), None, id="non-square"),
+        pytest.param(np.zeros(4, dtype=int), None, id="1-d"),
+    ],
+)
+def test_matrix_bits(matrix, bits) -> None:
+    assert canonical.matrix_bits(matrix) == bits
+    assert canonical.matrix_bits(matrix) == bits, "the memoized answer is the same"
+
+
+@pytest.mark.parametrize(
+    ("ops", "labels"),
+    [
+        pytest.param([I, O], (), id="none"),
+        pytest.param([I, C1, MP, C3, O], (1, 2, 0), id="three"),
+        pytest.param([I], None, id="too-short"),
+        pytest.param([C3, C3, O], None, id="no-input"),
+        pytest.param([I, C3, C3], None, id="no-output"),
+        pytest.param([I, "conv5x5", O], None, id="unknown"),
+        pytest.param([I, ["x"], O], None, id="unhashable"),
+    ],
+)
+def test_interior_labels(ops, labels) -> None:
+    assert canonical.interior_labels(ops) == labels
+
+
+def test_error_messages() -> None:
+    with pytest.raises(InvalidSpecError) as info:
+        canonical.cell_code(np.zeros((1, 1), dtype=int), [I])
+    assert str(info.value) == "canonical keys exist for cells of 2 to 7 vertices, got 1"
+    with pytest.raises(InvalidSpecError) as info:
+        canonical.cell_code([[0, 1, 0], [0, 0, 1]], [I, C3, O])
+    assert str(info.value) == "matrix must be a 3x3 upper-triangular integer matrix of 0/1 entries"
+    with pytest.raises(InvalidSpecError) as info:
+        canonical.cell_code([[0, 1], [0, 0]], [C3, O])
+    assert str(info.value) == (
+        "ops must be 'input', then ops from ['conv3x3-bn-relu', 'conv1x1-bn-relu', 'maxpool3x3'], then 'output'; "
+        "got ['conv3x3-bn-relu', 'output']"
+    )
+    for code in (123, canonical.pack(8, 1, (0,) * 6), 1 << 31):
+        with pytest.raises(InvalidSpecError) as info:
+            canonical.decode(code)
+        assert str(info.value) == f"not a cell code: {code}"
+    assert canonical.decode(canonical.pack(7, 1, (0,) * 5))[1] == [I, C3, C3, C3, C3, C3, O]
+    assert canonical.decode(canonical.pack(2, 1, ()))[1] == [I, O]

@@ -34,7 +34,7 @@ def test_serve_without_a_store_builds_and_serves_the_synthetic_default(tmp_path,
     first = ServerProcess(None, tmp_path, env=env).wait_serving(timeout=300)
     try:
         info = _info(first.address)
-        assert info.synthetic and info.cells == space.NUM_CELLS and list(info.epochs) == [4, 12, 36, 108]
+        assert info.synthetic and info.cells == 423_624 and list(info.epochs) == [4, 12, 36, 108]
     finally:
         first.stop()
     log = first.log.read_text()

@@ -1,10 +1,10 @@
 """Scale-out on 127.0.0.1: three servers, one client with the three addresses; calls spread across all three;
-one server killed mid-run; no query fails and every answer equals the local store's."""
+one server killed after exactly 200 answered calls, mid-run; no query fails, the survivors answer every later
+call, and every answer equals the local store's."""
 
 from __future__ import annotations
 
 import signal
-import threading
 
 import grpc
 
@@ -34,11 +34,16 @@ def test_three_replicas_round_robin_and_a_failure(full_store, tmp_path) -> None:
         spread = [_served(server.address) - b for server, b in zip(servers, before, strict=True)]
         assert all(count >= 30 for count in spread), f"calls per server: {spread}"
 
-        killer = threading.Timer(0.3, lambda: servers[1].signal(signal.SIGKILL))
-        killer.start()
-        rest = [remote.query(s)["validation_accuracy"] for s in specs[200:]]  # no exception may escape
-        killer.join()
+        # Kill one replica outright after exactly 200 answered calls, with the client's connections to it open;
+        # the next calls that round-robin would send there must go to the others, and none may fail.
+        servers[1].signal(signal.SIGKILL)
         assert servers[1].process.wait(10) == -signal.SIGKILL
+        survivors = [servers[0], servers[2]]
+        before_rest = [_served(server.address) for server in survivors]
+        rest = [remote.query(s)["validation_accuracy"] for s in specs[200:]]  # no exception may escape
+        after_rest = [_served(server.address) for server in survivors]
+        # every one of the 400 later calls was answered by a survivor (plus each survivor's own GetInfo above)
+        assert sum(after - before for after, before in zip(after_rest, before_rest, strict=True)) == 400 + 2
         assert first + rest == [local.query(s)["validation_accuracy"] for s in specs]
         assert servers[0].process.poll() is None and servers[2].process.poll() is None
     finally:

@@ -23,18 +23,16 @@ from nasbench_server.config import ServerConfig
 from nasbench_server.process import ServerProcess
 from nasbench_server.security import check_exposure, is_loopback
 from tests.client.scenarios import INCEPTION, spec
+from tests.inprocess import served
 
 TOKEN = "s3cret-token-for-tests"
 
 
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory, small_store):
-    folder = tmp_path_factory.mktemp("token")
-    token_file = folder / "token.txt"
-    token_file.write_text(TOKEN + "\n")
-    server = ServerProcess(small_store, folder, extra=["--token-file", str(token_file)]).wait_serving()
-    yield server
-    server.stop()
+    """A server started with --token-file (a file holding the token and a newline)."""
+    with served(small_store, tmp_path_factory.mktemp("token"), token=TOKEN) as server:
+        yield server
 
 
 def test_token_is_required(token_server) -> None:
@@ -192,3 +190,56 @@ def test_inception_through_token_and_cache(token_server) -> None:
     nasbench = api.NASBench(f"grpc://{token_server.address}", token=TOKEN)
     with pytest.raises(KeyError):  # a 7-vertex cell is not in the 5-vertex store: the original's KeyError
         nasbench.query(spec(*INCEPTION))
+
+
+def test_server_credentials_need_both_files(tmp_path) -> None:
+    from nasbench_server.security import server_credentials
+
+    _, cert, key = _certificates(tmp_path)
+    assert isinstance(server_credentials(ServerConfig(tls_cert=cert, tls_key=key)), grpc.ServerCredentials)
+    assert server_credentials(ServerConfig(tls_cert=cert)) is None
+    assert server_credentials(ServerConfig(tls_key=key)) is None
+    assert server_credentials(ServerConfig()) is None
+    with pytest.raises(FileNotFoundError):
+        server_credentials(ServerConfig(tls_cert=cert, tls_key=tmp_path / "absent.key"))
+
+
+def test_every_kind_of_method_is_refused_without_the_token(token_server) -> None:
+    """Unary, server-streaming, client-streaming... each refusal has the kind of the method it guards."""
+    with grpc.insecure_channel(token_server.address) as channel:
+        stub = pb_grpc.NasbenchStub(channel)
+        for metadata in (None, (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)):
+            for call in (
+                lambda metadata=metadata: stub.GetInfo(pb.GetInfoRequest(), metadata=metadata),
+                lambda metadata=metadata: next(stub.ListCells(pb.ListCellsRequest(), metadata=metadata)),
+                lambda metadata=metadata: next(stub.QueryStream(iter([pb.QueryRequest()]), metadata=metadata)),
+            ):
+                with pytest.raises(grpc.RpcError) as info:
+                    call()
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+                assert info.value.details() == (
+                    "missing or wrong token: send the metadata 'authorization: Bearer <token>'"
+                )
+        good = (("authorization", f"Bearer {TOKEN}"),)
+        assert stub.GetInfo(pb.GetInfoRequest(), metadata=good).cells == 2532
+        assert len(next(stub.ListCells(pb.ListCellsRequest(chunk_size=3), metadata=good)).hashes) == 48
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        grpc.unary_unary_rpc_method_handler,
+        grpc.unary_stream_rpc_method_handler,
+        grpc.stream_unary_rpc_method_handler,
+        grpc.stream_stream_rpc_method_handler,
+    ],
+)
+def test_a_refusal_has_the_kind_of_the_handler_it_replaces(make) -> None:
+    from nasbench_server.security import _refusal
+
+    handler = make(lambda request, context: None)
+    refusal = _refusal(handler)
+    assert (refusal.request_streaming, refusal.response_streaming) == (
+        handler.request_streaming,
+        handler.response_streaming,
+    )

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from nasbench.lib import graph_util
+from nasbench.lib.model_spec import ModelSpec
+from tests.client.scenarios import AVAILABLE, ISSUE_32, reference_hash
 
 
 def _edges(num_vertices: int, edges: list[tuple[int, int]]) -> np.ndarray:
@@ -183,10 +185,40 @@ def _middle_components(matrix: np.ndarray) -> int:
     return components
 
 
-def test_hash_module_of_float_matrix_differs() -> None:
-    """Float matrices print degrees as 4.0: a different hash (issue #32), reproduced bit for bit."""
+def test_hash_module_of_float_matrices_as_the_original() -> None:
+    """Float matrices print degrees as 4.0: other strings, another hash (issue #32), reproduced bit for bit."""
+    pruned = ModelSpec(np.array(ISSUE_32[0]), ISSUE_32[1])  # vertex 4 feeds nothing: 6 vertices remain
+    matrix = pruned.matrix
+    labels = [-1] + [AVAILABLE.index(op) for op in pruned.ops[1:-1]] + [-2]
+    assert graph_util.hash_module(matrix, labels) == "edb7648dd596405eddc9a5c607b494a6"  # reference §7.3
+    assert graph_util.hash_module(matrix.astype(float), labels) == "926a133285cb34c1a38eefe60e7586d4"
+    chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)
+    assert graph_util.hash_module(chain, [-1, 0, -2]) == reference_hash(chain, [-1, 0, -2])
+
+
+@pytest.mark.parametrize(
+    ("matrix", "labels"),
+    [
+        pytest.param(DIAMOND, [-1, 1, 2, -2], id="diamond"),
+        pytest.param(M1, [-1, 1, 2, 3, -2], id="m1"),
+        pytest.param(np.array([[0, 2, 0], [0, 0, 1], [0, 0, 0]]), [-1, 0, -2], id="entry-2"),
+        pytest.param(np.array([[0, np.nan], [0, 0]]), [-1, -2], id="nan"),
+        pytest.param(np.array([[1, 1, 0], [0, 0, 1], [1, 0, 1]]), [-1, 5, -2], id="cycle-and-self-loops"),
+        pytest.param(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=bool), [-1, 0, -2], id="bool"),
+    ],
+)
+def test_hash_module_equals_the_reference_text(matrix: np.ndarray, labels: list[int]) -> None:
+    """The reference's description of the algorithm, written out in the tests, agrees on odd inputs too."""
+    assert graph_util.hash_module(matrix, labels) == reference_hash(matrix, labels)
+
+
+def test_reference_text_reproduces_the_reference_vectors() -> None:
+    """The oracle above is itself checked against hashes computed with the original code (§7.3)."""
     chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
-    assert graph_util.hash_module(chain.astype(float), [-1, 0, -2]) != "b49ac8c578b4561d79ac7087988f1c61"
+    assert reference_hash(chain, [-1, 0, -2]) == "b49ac8c578b4561d79ac7087988f1c61"
+    pruned = ModelSpec(np.array(ISSUE_32[0], dtype=float), ISSUE_32[1])
+    labels = [-1] + [AVAILABLE.index(op) for op in pruned.ops[1:-1]] + [-2]
+    assert reference_hash(pruned.matrix, labels) == "926a133285cb34c1a38eefe60e7586d4"
 
 
 @pytest.mark.parametrize(
