@@ -124,3 +124,31 @@ def test_threads_sharing_one_nasbench_get_right_answers(open_nasbench, store, ti
     for worker in workers:
         worker.join()
     assert failures == [] and wrong == []
+
+
+_INHERITED: list[api.NASBench] = []  # the parent's NASBench, reached by forked children through the module
+
+
+def _answers_in_child(keys: list[int], seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [_INHERITED[0].query(_relabelled(key, rng))["test_accuracy"] for key in keys]
+
+
+def test_a_fork_pool_shares_one_nasbench(open_nasbench, store):
+    """The optimizer pattern: one NASBench made (and used) in the parent, then a pool of forked workers that
+    inherit it, each querying cells it never saw; every answer equals the store (the remote client makes a fresh
+    channel per child process; the local one shares the memory map)."""
+    import multiprocessing
+
+    nasbench = open_nasbench(seed=0, repeat=0)
+    nasbench.query(_relabelled(int(store.keys[0]), random.Random(0)))
+    rows = random.Random(1).sample(range(store.cells), 800)
+    chunks = [[int(store.keys[row]) for row in rows[start : start + 100]] for start in range(0, len(rows), 100)]
+    _INHERITED[:] = [nasbench]
+    try:
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            answers = pool.starmap(_answers_in_child, [(chunk, seed) for seed, chunk in enumerate(chunks)])
+    finally:
+        _INHERITED.clear()
+    expected = [store.metrics[row, store.epochs.index(108), 0, 7] for row in rows]
+    assert [value for chunk in answers for value in chunk] == expected
