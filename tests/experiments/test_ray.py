@@ -19,3 +19,20 @@ def test_ray_runs_give_the_same_trajectories(full_store: Path, tmp_path: Path):
     assert len(done) == len(expected)
     assert not ray.is_initialized()  # the local Ray this call started is stopped again
     assert_same_runs(tmp_path / "ray", expected)
+
+
+def test_a_ray_that_cannot_start_is_one_clear_error_and_leaves_nothing(small_store: Path, tmp_path: Path, monkeypatch):
+    """Ray raises bare Exceptions when its node does not come up in time (a loaded machine): the study says so in
+    one line and what the failed start left running is shut down."""
+    from nasbench.errors import ConfigurationError
+
+    def refuse(**options):
+        raise Exception("The current node timed out during startup.")  # what ray.init raises then
+
+    shut: list[bool] = []
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setattr(ray, "shutdown", lambda: shut.append(True))
+    study = runner.Study(str(small_store), ("rs",), 1, 1e5, "cells")
+    with pytest.raises(ConfigurationError, match="could not start a local Ray: The current node timed out"):
+        runner.run_study(study, tmp_path / "out", executor="ray", workers=2, progress=False)
+    assert shut == [True]

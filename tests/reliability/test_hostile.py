@@ -3,7 +3,9 @@ calls (issue 12, items 7, 8, 14). Bounds asserted here (anonymous memory of the 
 
 - 400 requests naming an op of 5 MB each (2 GB sent): under 256 MB more than at start (was 3.9 GB for 600);
 - streams: at most ``max_streams`` (64) open, the others refused; 200 never read hold under 300 MB more;
-- 20 unauthenticated requests of 60 MB: under 100 MB more (they are refused before being read);
+- 20 unauthenticated requests of 60 MB (1.2 GB sent): under 256 MB more (refused before our code reads them;
+  gRPC's transport still takes in up to its flow-control window per stream: about 100 MB on the quiet machine,
+  130 MB with the machine loaded to 8, never the 1.2 GB a read would hold);
 - 4 concurrent samples of 100,000 cells: health answers from another process with p99 under 500 ms and the
   server's memory stays under its answer budget (256 MB) plus what it started with and 200 MB of slack.
 """
@@ -135,7 +137,7 @@ def test_unauthenticated_big_requests_are_refused_unread(full_store, tmp_path):
             for sender in senders:
                 sender.join()
         assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 20
-        assert peak[0] - start < 100
+        assert peak[0] - start < 256
     finally:
         server.stop()
 

@@ -198,10 +198,15 @@ def _ray_results(
     started_here = not ray.is_initialized()
     if started_here:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=workers, **options)
+        try:
+            if address:
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=workers, **options)
+        except Exception as exc:  # Ray raises bare Exceptions (a start-up timeout, an unreachable address)
+            ray.shutdown()  # what a failed start left running (GCS, raylet) goes with it
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise ConfigurationError(f"could not start {where}: {exc}") from None
     remote = ray.remote(num_cpus=1, max_retries=2)(_run_in_worker)
     try:
         queue = iter(pending)
