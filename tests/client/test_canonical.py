@@ -170,6 +170,17 @@ def test_columns_of_many_codes() -> None:
     assert vertices.tolist() == [5, 2, 7] and edges.tolist() == [6, 1, 21]
     assert vertices.dtype == edges.dtype == np.int64
     assert canonical.label_slots(codes).tolist() == [[1, 2, 0, -1, -1], [-1] * 5, [2, 1, 0, 1, 2]]  # last op first
+    assert canonical.label_slots(codes).dtype == np.int64
+
+
+def test_columns_of_plain_python_codes() -> None:
+    """Lists of Python ints (not uint64 arrays) are read as uint64 codes too: the same columns, the same types."""
+    codes = [CODE, canonical.pack(2, 1, ()), canonical.pack(7, (1 << 21) - 1, (2, 1, 0, 1, 2))]
+    vertices, edges = canonical.vertices_and_edges(codes)
+    assert vertices.tolist() == [5, 2, 7] and edges.tolist() == [6, 1, 21]
+    assert vertices.dtype == edges.dtype == np.int64
+    labels = canonical.label_slots(codes)
+    assert labels.tolist() == [[1, 2, 0, -1, -1], [-1] * 5, [2, 1, 0, 1, 2]] and labels.dtype == np.int64
 
 
 @pytest.mark.parametrize(
