@@ -24,13 +24,14 @@ from nasbench_server.servicer import NasbenchServicer
 class InProcessServer:
     """``with InProcessServer(store) as server: server.address`` (host:port on 127.0.0.1)."""
 
-    def __init__(self, store: Path, token: str | None = None) -> None:
-        self.config = ServerConfig(store=store, port=0, token=token)
+    def __init__(self, store: Path, token: str | None = None, **settings: Any) -> None:
+        self.config = ServerConfig(store=store, port=0, token=token, **settings)
         self.address = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="inprocess-server", daemon=True)
         self._server: Any = None
         self._engine: Engine | None = None
+        self.servicer: NasbenchServicer | None = None
 
     def __enter__(self) -> InProcessServer:
         self._thread.start()
@@ -50,7 +51,7 @@ class InProcessServer:
         config = self.config
         interceptors = [security.TokenInterceptor(config.token)] if config.token else []
         self._server = grpc.aio.server(options=app._options(config), interceptors=interceptors)
-        servicer = NasbenchServicer(config)
+        servicer = self.servicer = NasbenchServicer(config)
         self._server.add_generic_rpc_handlers((app.service_handler(servicer),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self._server)
