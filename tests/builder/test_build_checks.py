@@ -378,3 +378,34 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys) -> None:
     close()
     err = capsys.readouterr().err
     assert "300 records" in err and "records/s" in err and "1.00k/2.00k" in err
+
+
+def test_workers_read_pieces_in_spawned_processes_and_one_worker_in_this_one(tiny_tfrecord: Path, monkeypatch) -> None:
+    """``workers=1`` (or a file within one piece) is read in this process, never through a pool; more workers
+    read pieces in that many spawned processes (fork is unsafe once grpc or threads run). Same dataset."""
+    import multiprocessing
+
+    from nasbench_builder import source
+
+    contexts: list[tuple[str | None, int | None]] = []
+    real = multiprocessing.get_context
+
+    class Recording:
+        def __init__(self, method: str | None) -> None:
+            self._context = real(method)
+            self._method = method
+
+        def Pool(self, processes=None, *args, **kwargs):
+            contexts.append((self._method, processes))
+            return self._context.Pool(processes, *args, **kwargs)
+
+    monkeypatch.setattr(source.multiprocessing, "get_context", Recording)
+    single = source.read_dataset(tiny_tfrecord, workers=1, piece_size=16 << 10)
+    whole = source.read_dataset(tiny_tfrecord, workers=2, piece_size=tiny_tfrecord.stat().st_size + 1)
+    assert contexts == []
+    pooled = source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10)
+    assert contexts == [("spawn", 2)]
+    for other in (whole, pooled):
+        np.testing.assert_array_equal(other.hashes, single.hashes)
+        np.testing.assert_array_equal(other.metrics, single.metrics)
+    assert single.source["records"] == pooled.source["records"] == 1092
