@@ -624,3 +624,23 @@ def test_type_errors_name_the_type(open_nasbench) -> None:
         with pytest.raises(TypeError) as info:
             nasbench.query(bad)
         assert str(info.value) == f"expected a ModelSpec, got {name}"
+
+
+def test_copies_draw_unseeded_samples_from_one_generator(open_nasbench) -> None:
+    """The sampling generator (seeded by the constructor) is shared by deep copies, made before or after the
+    first draw: an original and its copy drawing in turn get what one object drawing twice gets."""
+    hashes = lambda specs: [s.hash_spec(AVAILABLE) for s in specs]  # noqa: E731
+    alone = open_nasbench(seed=5)
+    expected = [hashes(alone.sample(4)) for _ in range(3)]
+    nasbench = open_nasbench(seed=5)
+    clone = copy.deepcopy(nasbench)  # before any draw
+    assert [hashes(nasbench.sample(4)), hashes(clone.sample(4))] == expected[:2]
+    later = copy.deepcopy(clone)
+    assert hashes(later.sample(4)) == expected[2]
+
+
+def test_unknown_module_attributes_are_attribute_errors() -> None:
+    with pytest.raises(AttributeError) as info:
+        api.no_such_thing  # noqa: B018
+    assert str(info.value) == "module 'nasbench.api' has no attribute 'no_such_thing'"
+    assert api.model_metrics_pb2 is api.model_metrics_pb2 and "model_metrics_pb2" in vars(api)
