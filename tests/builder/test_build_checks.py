@@ -409,3 +409,65 @@ def test_workers_read_pieces_in_spawned_processes_and_one_worker_in_this_one(tin
         np.testing.assert_array_equal(other.hashes, single.hashes)
         np.testing.assert_array_equal(other.metrics, single.metrics)
     assert single.source["records"] == pooled.source["records"] == 1092
+
+
+def test_read_dataset_names_the_file_in_its_own_errors(tmp_path: Path) -> None:
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    missing, empty = tmp_path / "missing.tfrecord", tmp_path / "empty.tfrecord"
+    empty.touch()
+    for path, reason in ((missing, "no such file"), (empty, "the file is empty")):
+        with pytest.raises(SourceError) as info:
+            source.read_dataset(path, workers=1)
+        assert (info.value.path, info.value.record, info.value.reason) == (str(path), None, reason)
+        assert str(info.value) == f"{path}: {reason}"
+
+
+def test_pieces_that_do_not_meet_are_refused(tiny_tfrecord: Path, monkeypatch) -> None:
+    """A cut that is no record boundary (two CRCs colliding could fake one): the first piece ends past it, so the
+    pieces do not meet, and the file is refused rather than read twice or with a gap."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    offsets = [offset for _, offset, _ in tfrecord.read_records(tiny_tfrecord)]
+    cut = offsets[500] + 1
+    monkeypatch.setattr(source, "split_points", lambda path, size, piece_size: [0, cut])
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10)
+    message = f"could not split the file at record boundaries (byte {offsets[501]} vs {cut})"
+    assert (info.value.path, info.value.record, info.value.reason) == (str(tiny_tfrecord), None, message)
+
+
+def test_a_last_piece_ending_before_the_file_does_is_refused(tiny_tfrecord: Path, monkeypatch) -> None:
+    """The reader's own guard: pieces that stop short of the end of the file (nothing read past them) are an
+    error naming the byte, never a silently shorter dataset."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    real = source.read_piece
+    size = tiny_tfrecord.stat().st_size
+    offsets = [offset for _, offset, _ in tfrecord.read_records(tiny_tfrecord)]
+    monkeypatch.setattr(source, "read_piece", lambda path, start, stop: real(path, start, offsets[-1]))
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(tiny_tfrecord, workers=1)
+    assert offsets[-1] < size
+    assert (info.value.path, info.value.record, info.value.reason) == (
+        str(tiny_tfrecord),
+        None,
+        f"trailing bytes after the last record (byte {offsets[-1]})",
+    )
+
+
+def test_progress_is_reported_after_each_piece(tiny_tfrecord: Path) -> None:
+    from nasbench_builder import source
+
+    calls: list[tuple[int, int]] = []
+    dataset = source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10, progress=lambda *a: calls.append(a))
+    size = tiny_tfrecord.stat().st_size
+    assert len(calls) >= 3 and calls[-1] == (1092, size)
+    assert [c[0] for c in calls] == sorted({c[0] for c in calls}) and [c[1] for c in calls] == sorted(
+        {c[1] for c in calls}
+    )
+    assert dataset.source["records"] == 1092 and dataset.source["name"] == tiny_tfrecord.name
+    assert dataset.source["size"] == size and dataset.source["mtime_ns"] == tiny_tfrecord.stat().st_mtime_ns
