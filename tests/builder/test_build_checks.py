@@ -471,3 +471,52 @@ def test_progress_is_reported_after_each_piece(tiny_tfrecord: Path) -> None:
     )
     assert dataset.source["records"] == 1092 and dataset.source["name"] == tiny_tfrecord.name
     assert dataset.source["size"] == size and dataset.source["mtime_ns"] == tiny_tfrecord.stat().st_mtime_ns
+
+
+def _read_broken(tmp_path: Path, payloads: Records):
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    broken = tmp_path / "repeats.tfrecord"
+    with tfrecord.TFRecordWriter(broken) as writer:
+        writer.write_many(payloads)
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(broken, workers=1)
+    assert info.value.path == str(broken)
+    return info.value
+
+
+def test_repeat_counts_are_named_whole(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """Too many, too few, and no repeats of a (hash, epochs): the message names the hash, the budget and the
+    records (file indices, at most six listed), and the error points at the record where the problem shows."""
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    fields = [_fields(p) for p in payloads]
+
+    def members(records: Records, module_hash: str, epochs: int) -> list[int]:
+        return [i for i, p in enumerate(records) if _fields(p)[:2] == [module_hash, epochs]]
+
+    module_hash, epochs = fields[30][:2]
+    group = members(payloads, module_hash, epochs)
+    assert len(group) == 3
+    more = [*payloads, *[payloads[group[0]]] * 4]  # seven records of one (hash, epochs)
+    error = _read_broken(tmp_path, more)
+    seven = members(more, module_hash, epochs)
+    assert len(seven) == 7
+    assert error.reason == (
+        f"hash {module_hash} has more than 3 repeats for {epochs} epochs (records {', '.join(map(str, seven[:6]))})"
+    )
+    assert error.record == seven[3]
+
+    fewer = [p for i, p in enumerate(payloads) if i != group[1]]
+    error = _read_broken(tmp_path, fewer)
+    two = members(fewer, module_hash, epochs)
+    assert (
+        error.reason == f"hash {module_hash} has 2 repeats for {epochs} epochs, expected 3 (records {two[0]}, {two[1]})"
+    )
+    assert error.record == two[1]
+
+    other = next(e for e in sorted({f[1] for f in fields}) if e != epochs)
+    none = [p for p in payloads if _fields(p)[:2] != [module_hash, other]]
+    error = _read_broken(tmp_path, none)
+    assert error.reason == f"hash {module_hash} has 0 repeats for {other} epochs, expected 3"
+    assert error.record == [i for i, p in enumerate(none) if _fields(p)[0] == module_hash][0]
