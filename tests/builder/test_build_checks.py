@@ -519,4 +519,4 @@ def test_repeat_counts_are_named_whole(tiny_tfrecord: Path, tmp_path: Path) -> N
     none = [p for p in payloads if _fields(p)[:2] != [module_hash, other]]
     error = _read_broken(tmp_path, none)
     assert error.reason == f"hash {module_hash} has 0 repeats for {other} epochs, expected 3"
-    assert error.record == [i for i, p in enumerate(none) if _fields(p)[0] == module_hash][0]
+    assert error.record == next(i for i, p in enumerate(none) if _fields(p)[0] == module_hash)
