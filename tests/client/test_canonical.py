@@ -237,6 +237,6 @@ def test_error_messages() -> None:
     for code in (123, canonical.pack(8, 1, (0,) * 6), 1 << 31):
         with pytest.raises(InvalidSpecError) as info:
             canonical.decode(code)
-        assert str(info.value) == f"not a cell code: {code}"
+        assert str(info.value) == f"not a cell code: {code} (a cell has 2 to 7 vertices)"
     assert canonical.decode(canonical.pack(7, 1, (0,) * 5))[1] == [I, C3, C3, C3, C3, C3, O]
     assert canonical.decode(canonical.pack(2, 1, ()))[1] == [I, O]
