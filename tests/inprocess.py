@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from nasbench.engine import Engine
 from nasbench_server import app, security
@@ -50,11 +51,15 @@ class InProcessServer:
     async def _start(self) -> int:
         config = self.config
         interceptors = [security.TokenInterceptor(config.token)] if config.token else []
-        self._server = grpc.aio.server(options=app._options(config), interceptors=interceptors)
+        self._server = grpc.aio.server(
+            options=app._options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
+        )
         servicer = self.servicer = NasbenchServicer(config)
         self._server.add_generic_rpc_handlers((app.service_handler(servicer),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self._server)
+        names = (app.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self._server)  # as app.serve does
         port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         self._engine = Engine.open(config.store, verify=True)
