@@ -389,3 +389,39 @@ def test_one_missing_edge_defeats_the_shortcut() -> None:
         only_input = full.copy()
         only_input[:, size - 1] = 0
         assert model_spec._analyze_lanes(canonical.lanes01(only_input), size) == tuple(range(size))
+
+
+def test_visualize_draws_the_pruned_cell() -> None:
+    """The original's graphviz drawing: one node per vertex of the pruned cell, labelled input / op / output, an
+    edge per 1 above the diagonal; an invalid spec cannot be drawn."""
+    spec = ModelSpec(np.array([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]), [I, C3, MP, O])
+    dot = spec.visualize()
+    body = sorted(line.strip().replace('"', "") for line in dot.body)  # graphviz quotes labels with dashes
+    assert body == sorted(["0 [label=input]", f"1 [label={C3}]", "2 [label=output]", "0 -> 1", "1 -> 2"])
+    full = ModelSpec(np.triu(np.ones((4, 4), dtype=int), 1), [I, C1, MP, O]).visualize()
+    assert sorted(line.strip().replace('"', "") for line in full.body) == sorted(
+        ["0 [label=input]", f"1 [label={C1}]", f"2 [label={MP}]", "3 [label=output]"]
+        + [f"{a} -> {b}" for a in range(4) for b in range(a + 1, 4)]
+    )
+    invalid = ModelSpec(np.zeros((3, 3), dtype=int), [I, C3, O])
+    with pytest.raises(ValueError) as info:
+        invalid.visualize()
+    assert str(info.value) == "cannot visualize an invalid spec: the input is not connected to the output"
+
+
+def test_visualize_names_its_missing_dependency(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    with pytest.raises(ImportError) as info:
+        ModelSpec(np.array([[0, 1], [0, 0]]), [I, O]).visualize()
+    assert str(info.value) == "ModelSpec.visualize() needs graphviz: pip install graphviz"
+
+
+def test_reprs_of_valid_and_invalid_specs() -> None:
+    assert repr(ModelSpec(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), [I, C3, O])) == (
+        f"ModelSpec(matrix=[[0, 1, 0], [0, 0, 1], [0, 0, 0]], ops=['input', '{C3}', 'output'])"
+    )
+    assert repr(ModelSpec(np.zeros((3, 3), dtype=int), [I, C3, O])) == (
+        f"ModelSpec(invalid, original_ops=['input', '{C3}', 'output'])"
+    )
