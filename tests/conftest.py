@@ -96,11 +96,17 @@ def small_store(tmp_path_factory: pytest.TempPathFactory, small_synthetic: synth
 
 
 @pytest.fixture(scope="session")
-def full_store(tmp_path_factory: pytest.TempPathFactory, space_table: space.SpaceTable) -> Path:
-    """The whole space, all four budgets (a synthetic nasbench_full, seed 11), as a store."""
+def full_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
+    """The whole space, all four budgets (a synthetic nasbench_full, seed 11)."""
+    return synthetic.synthesize(seed=11, table=space_table)
+
+
+@pytest.fixture(scope="session")
+def full_store(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """``full_synthetic`` as a store (the dataset is synthesized only when the store is not cached)."""
 
     def build(path: Path) -> None:
-        writer.write_store(synthetic.synthesize(seed=11, table=space_table).dataset, path)
+        writer.write_store(request.getfixturevalue("full_synthetic").dataset, path)
 
     return _cached_file("full.lmdb", tmp_path_factory.mktemp("full"), build)
 

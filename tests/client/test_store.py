@@ -34,7 +34,7 @@ def test_base3_slot_of_every_label_code() -> None:
         assert table[code] == slot
         slots.append(slot)
     assert sorted(slots) == list(range(243))
-    assert table[0b11] == 3 and table[0b11 << 8] == 3 * 81  # a digit 3 (never in a key) is read like the others
+    assert table[0b11] == -1 and table[0b11 << 8] == -1  # a digit 3 (never in a key): no slot, not a wrong one
     np.testing.assert_array_equal(layout.BASE3_OF_LABELS, table)
 
 
@@ -171,7 +171,7 @@ def test_damaged_manifests_are_named(tiny_store: Path, tmp_path: Path, change, m
 @pytest.mark.parametrize("where", ["start", "end"])
 def test_an_array_may_lie_anywhere_inside_the_file(tiny_store: Path, tmp_path: Path, where: str) -> None:
     """The bounds check lets an array start at byte 0 or end at the file's last byte (what is there is then
-    wrong, which the checksums tell; the mapping itself is legal)."""
+    wrong, which the checksums tell when verifying; the mapping itself is legal)."""
     from nasbench.errors import StoreCorruptError
 
     copy = _copy(tiny_store, tmp_path)
@@ -180,7 +180,7 @@ def test_an_array_may_lie_anywhere_inside_the_file(tiny_store: Path, tmp_path: P
     _rewrite_manifest(
         copy, lambda manifest: _offset("parameters", 0 if where == "start" else size - nbytes)(manifest, size)
     )
-    store = Store.open(copy)
+    store = Store.open(copy, verify=False)
     assert store.parameters.shape == (91,)
     store.close()
     with pytest.raises(StoreCorruptError, match="checksum mismatch in array 'parameters'"):

@@ -107,6 +107,21 @@ def test_a_flipped_byte_is_never_served_locally(small_store, tmp_path):
         api.NASBench(str(copy))
 
 
+def test_verification_records_stay_bounded(tmp_path, monkeypatch):
+    """One record per file identity ever verified: past the bound the oldest half is forgotten (a later open of
+    such a file verifies again), the newest kept."""
+    from nasbench.store import integrity
+
+    monkeypatch.setattr(integrity, "MAX_RECORDS", 8)
+    folder = tmp_path / "verified"
+    folder.mkdir()
+    for index in range(9):
+        integrity.record(folder, f"identity-{index}", tmp_path / f"{index}.lmdb")
+        os.utime(folder / f"identity-{index}.json", (index, index))  # written in this order
+    assert sorted(path.name for path in folder.iterdir()) == [f"identity-{index}.json" for index in range(5, 9)]
+    assert integrity.is_recorded(folder, "identity-8") and not integrity.is_recorded(folder, "identity-0")
+
+
 def _get_info_status(address):
     with grpc.insecure_channel(address) as channel:
         try:

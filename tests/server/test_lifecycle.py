@@ -121,10 +121,10 @@ _GATED_SERVE = """
 import pathlib, sys, time
 from nasbench_server import app
 gate, opened = pathlib.Path(sys.argv[1]), app._open_engine
-def held(config):
+def held(config, *rest):
     while not gate.exists():
         time.sleep(0.01)
-    return opened(config)
+    return opened(config, *rest)
 app._open_engine = held
 from nasbench._cli import main
 sys.exit(main(sys.argv[2:]))
@@ -178,8 +178,9 @@ def test_loading_answers_unavailable_and_not_serving_then_serves(small_store, tm
             while _health(channel) != SERVING:
                 assert time.monotonic() < deadline and process.poll() is None
                 time.sleep(0.02)
-            # 5 direct calls and the Ping + 5 attempts of the client's GetInfo + 5 of GetMetrics + this GetInfo
-            assert _info(address).requests_served == 6 + 5 + 5 + 1
+            # 4 direct calls (the refused QueryStream read no message) and the Ping + 5 attempts of the client's
+            # GetInfo + 5 of GetMetrics + this GetInfo
+            assert _info(address).requests_served == 5 + 5 + 5 + 1
         nasbench = api.NASBench(f"grpc://{address}", seed=0)
         local = api.NASBench(small_store, seed=0)
         chain = spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv1x1-bn-relu", "output"])

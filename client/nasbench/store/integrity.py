@@ -37,6 +37,7 @@ _PAGE_HEADER = 16  # bytes before the meta struct in an LMDB page (64-bit builds
 _META_LAST_PAGE = _PAGE_HEADER + 120  # offset of mm_last_pg: magic, version, address, mapsize, two MDB_db
 _META_PAGE_SIZE = _PAGE_HEADER + 24  # mm_dbs[FREE_DBI].md_pad holds the page size
 _READ_CHUNK = 8 << 20
+MAX_RECORDS = 1024  # verification records kept in the cache folder (see _forget_oldest)
 
 
 def required_size(fd: int, file_size: int, label: object) -> int:
@@ -113,3 +114,18 @@ def record(folder: Path | None, name: str, path: Path) -> None:
         return
     with contextlib.suppress(OSError):
         write_atomically(folder / f"{name}.json", lambda handle: handle.write(json.dumps({"path": str(path)}).encode()))
+        _forget_oldest(folder)
+
+
+def _forget_oldest(folder: Path) -> None:
+    """Keep the folder bounded: every new file identity (each rebuilt or copied store) adds a record, and records
+    of files long gone would pile up. Past MAX_RECORDS, the least recently written half goes (forgetting costs
+    one verification at a later open of such a file, never trust)."""
+    with os.scandir(folder) as entries:
+        records = [entry for entry in entries if entry.name.endswith(".json")]
+    if len(records) <= MAX_RECORDS:
+        return
+    records.sort(key=lambda entry: entry.stat().st_mtime)
+    for entry in records[: len(records) - MAX_RECORDS // 2]:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
