@@ -425,3 +425,48 @@ def test_reprs_of_valid_and_invalid_specs() -> None:
     assert repr(ModelSpec(np.zeros((3, 3), dtype=int), [I, C3, O])) == (
         f"ModelSpec(invalid, original_ops=['input', '{C3}', 'output'])"
     )
+
+
+class _Edge:
+    """A mutable, truthy matrix entry (object matrices keep Python objects)."""
+
+    def __init__(self, weight: int) -> None:
+        self.weight = weight
+
+    def __bool__(self) -> bool:
+        return self.weight != 0
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == bool(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_deep_copies_of_objects_in_matrix_and_ops() -> None:
+    """As the original (``copy.deepcopy``): objects inside an object matrix and mutable items of the ops are
+    copied, so changing the caller's objects afterwards changes neither the original nor the pruned spec."""
+    edge = _Edge(1)
+    matrix = np.array([[0, edge, 0, 0], [0, 0, _Edge(1), 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=object)
+    matrix[2, 3] = _Edge(1)
+    label = [C3]  # an unhashable op: kept as given, copied deeply
+    ops = [I, label, MP, O]
+    spec = ModelSpec(matrix, ops)
+    assert spec.valid_spec and spec.ops == [I, [C3], MP, O]
+    assert spec.original_matrix[0, 1] is not edge and spec.matrix[0, 1] is not edge
+    assert spec.original_ops[1] is not label and spec.ops[1] is not label
+    edge.weight = 0
+    label.append(C1)
+    assert bool(spec.original_matrix[0, 1]) and bool(spec.matrix[0, 1])
+    assert spec.original_ops[1] == [C3] == spec.ops[1]
+    tuple_ops = (I, [C3], MP, O)
+    spec = ModelSpec(np.array([[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]), tuple_ops)
+    assert spec.ops == [I, [C3], O] and spec.ops[1] is not tuple_ops[1] and spec.original_ops == tuple_ops
+
+
+def test_type_error_messages_in_full() -> None:
+    with pytest.raises(TypeError) as info:
+        ModelSpec([[0, 1], [0, 0]], 5)  # type: ignore[arg-type]
+    assert str(info.value) == "ops must be a list of operation names, got int"
+    with pytest.raises(TypeError) as info:
+        ModelSpec([[0, 0], [0, 0]], [I, O]).hash_spec(AVAILABLE)
+    assert str(info.value) == "cannot hash an invalid spec: the input is not connected to the output"
