@@ -180,7 +180,9 @@ def test_a_folder_is_not_a_store(tmp_path: Path) -> None:
         Store.open(tmp_path)
 
 
-def test_verify_rereads_a_file_whose_verification_was_recorded(small_store: Path, tmp_path: Path, monkeypatch) -> None:
+def test_verify_rereads_a_file_whose_verification_was_recorded(
+    small_store: Path, tmp_path: Path, monkeypatch, space_table
+) -> None:
     """Opening skips the checksums of an unchanged file verified before; ``nasbench verify`` never does."""
     from nasbench.store import integrity
 
@@ -192,5 +194,5 @@ def test_verify_rereads_a_file_whose_verification_was_recorded(small_store: Path
     monkeypatch.setattr(integrity, "verify_arrays", lambda *args: calls.append(args[2]) or real(*args))
     Store.open(copy).close()
     assert calls == []
-    verify.verify_store(copy)
+    verify.verify_store(copy, table=space_table)  # the table given: the private cache folder has none
     assert calls == [copy]
