@@ -186,3 +186,73 @@ def test_list_cells_refuses_chunks_beyond_the_maximum(limited) -> None:
         assert info.value.details() == "chunk_size must be 1 to 65536, got 65537"
         assert len(next(_stub(channel).ListCells(pb.ListCellsRequest(chunk_size=65536))).hashes) == 16 * 2532
     assert limited.servicer.streams.open == 0
+
+
+def test_a_fresh_service_from_its_first_call(small_store: Path, keys: list[int]) -> None:
+    """A service of its own (what its constructor sets is used by these very calls): the request counter starts
+    at the first call, spec references are checked with the configuration, the limits hold at and past their
+    value, big answers pass the answer budget, the optima and the single-repeat modes are the stored values."""
+    from nasbench import _wire, canonical
+    from nasbench.engine import Engine, hashed_repeat
+
+    engine = Engine.open(small_store)
+    with (
+        InProcessServer(
+            small_store, max_sample=2532, max_batch=600, answer_budget_bytes=limits.cell_answer_bytes(4)
+        ) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        stub = _stub(channel)
+        assert stub.GetInfo(pb.GetInfoRequest()).requests_served == 1
+        key = keys[5]
+        decoded, ops = canonical.decode(key)
+        matrix = decoded.astype(np.uint8).tobytes()
+        by_packed = pb.CellRef(packed=_wire.packed_spec(key))
+        by_matrix = pb.CellRef(matrix=pb.MatrixSpec(num_vertices=len(ops), adjacency=matrix, ops=ops))
+        assert stub.Query(pb.QueryRequest(cell=by_packed, epochs=108)).cell.key == key
+        assert stub.GetMetrics(pb.GetMetricsRequest(cell=by_matrix)).key == key
+        neighbours = stub.Neighbors(pb.NeighborsRequest(cell=by_packed))
+        assert [c.key for c in neighbours.cells] == engine.store.keys[engine.neighbors(key)].tolist()
+        eight = pb.MatrixSpec(num_vertices=8, adjacency=np.eye(8, k=1, dtype=np.uint8).tobytes(), ops=["input"] * 8)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetMetrics(pb.GetMetricsRequest(cell=pb.CellRef(matrix=eight)))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == "too many vertices, got 8 (max vertices = 7)"
+
+        assert len(stub.Sample(pb.SampleRequest(k=2532, seed=1), timeout=60).cells) == 2532
+        assert stub.QueryBatch(pb.QueryBatchRequest(keys=keys[:600], epochs=4), timeout=60).count == 600
+        for call, message in (
+            (lambda: stub.Sample(pb.SampleRequest(k=2533)), "k = 2533 exceeds the limit of 2532"),
+            (
+                lambda: stub.QueryBatch(pb.QueryBatchRequest(keys=keys[:601])),
+                "a batch of 601 cells exceeds the limit of 600",
+            ),
+        ):
+            with pytest.raises(grpc.RpcError) as info:
+                call()
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and info.value.details() == message
+        assert _wait(lambda: server.servicer.answers.used == 0)
+
+        optima = {o.epochs: o for o in stub.GetOptima(pb.GetOptimaRequest()).optima}
+        expected = engine.optima()
+        assert sorted(optima) == sorted(expected) == [4, 12, 36, 108]
+        for epochs, best in expected.items():
+            found = optima[epochs]
+            assert (found.validation_accuracy, found.test_accuracy) == (best.validation_accuracy, best.test_accuracy)
+            assert found.validation_hash == engine.store.hashes[best.validation_row].tobytes()
+            assert found.test_hash == engine.store.hashes[best.test_row].tobytes()
+
+        row = engine.store.row_of_key(key)
+        runs = engine.store.metrics[row, 3]
+        for index in (0, 1, 2):
+            answer = stub.Query(
+                pb.QueryRequest(cell=pb.CellRef(key=key), epochs=108, repeat=pb.REPEAT_INDEX, repeat_index=index)
+            )
+            assert [r.test_accuracy for r in answer.runs] == [runs[index, 7]]
+        assert {hashed_repeat(key, 108, seed) for seed in range(6)} == {0, 1, 2}
+        for seed in range(6):
+            answer = stub.Query(
+                pb.QueryRequest(cell=pb.CellRef(key=key), epochs=108, repeat=pb.REPEAT_HASHED, seed=seed)
+            )
+            assert [r.test_accuracy for r in answer.runs] == [runs[hashed_repeat(key, 108, seed), 7]]
+    engine.close()
