@@ -644,3 +644,46 @@ def test_unknown_module_attributes_are_attribute_errors() -> None:
         api.no_such_thing  # noqa: B018
     assert str(info.value) == "module 'nasbench.api' has no attribute 'no_such_thing'"
     assert api.model_metrics_pb2 is api.model_metrics_pb2 and "model_metrics_pb2" in vars(api)
+
+
+def test_query_batch_defaults_and_policies_follow_query(open_nasbench) -> None:
+    """query_batch's defaults (108 epochs, the constructor's policy) and each explicit policy answer what query
+    answers; a cell only a hash names, absent from the data, is the KeyError query raises."""
+
+    def plain(results: list[dict]) -> list[dict]:
+        return [{**r, "module_adjacency": r["module_adjacency"].tolist()} for r in results]
+
+    specs = [spec(*INCEPTION), spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, MP, O])]
+    nasbench = open_nasbench(seed=4, repeat=2)
+    assert plain(nasbench.query_batch(specs)) == plain([nasbench.query(s) for s in specs])
+    for policy in ("mean", "all", 1, "hashed"):
+        assert plain(nasbench.query_batch(specs, epochs=12, repeat=policy)) == plain(
+            [nasbench.query(s, epochs=12, repeat=policy) for s in specs]
+        )
+    float_matrix = spec(np.array(INCEPTION[0], dtype=float), INCEPTION[1])  # issue #32: hashes differently
+    with pytest.raises(KeyError) as info:
+        nasbench.query_batch([specs[0], float_matrix])
+    assert info.value.args[0] == float_matrix.hash_spec(AVAILABLE)
+    with pytest.raises(KeyError):
+        nasbench.get_metrics_from_spec(float_matrix)
+
+
+def test_halfway_epochs_are_counted_as_integers(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    nasbench.query(spec(*INCEPTION), epochs=108, stop_halfway=True)
+    nasbench.query_batch([spec(*INCEPTION)], epochs=12, stop_halfway=True)
+    spent = nasbench.get_budget_counters()[1]
+    assert spent == 60 and type(spent) is int
+
+
+def test_sample_draws_one_cell_by_default(open_nasbench) -> None:
+    assert len(open_nasbench(seed=3).sample()) == 1
+
+
+def test_evaluate_message_in_full(open_nasbench) -> None:
+    with pytest.raises(NotImplementedError) as info:
+        open_nasbench().evaluate(spec(*INCEPTION), "/tmp/model")
+    assert str(info.value) == (
+        "NASBench.evaluate trains the model with TensorFlow 1.x; use the original google-research/nasbench "
+        "code for training. Query the dataset with query() instead."
+    )
