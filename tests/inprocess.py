@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from nasbench.engine import Engine
 from nasbench_server import app, security
@@ -24,13 +25,14 @@ from nasbench_server.servicer import NasbenchServicer
 class InProcessServer:
     """``with InProcessServer(store) as server: server.address`` (host:port on 127.0.0.1)."""
 
-    def __init__(self, store: Path, token: str | None = None) -> None:
-        self.config = ServerConfig(store=store, port=0, token=token)
+    def __init__(self, store: Path, token: str | None = None, **settings: Any) -> None:
+        self.config = ServerConfig(store=store, port=0, token=token, **settings)
         self.address = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="inprocess-server", daemon=True)
         self._server: Any = None
         self._engine: Engine | None = None
+        self.servicer: NasbenchServicer | None = None
 
     def __enter__(self) -> InProcessServer:
         self._thread.start()
@@ -49,11 +51,15 @@ class InProcessServer:
     async def _start(self) -> int:
         config = self.config
         interceptors = [security.TokenInterceptor(config.token)] if config.token else []
-        self._server = grpc.aio.server(options=app._options(config), interceptors=interceptors)
-        servicer = NasbenchServicer(config)
+        self._server = grpc.aio.server(
+            options=app._options(config), maximum_concurrent_rpcs=config.max_concurrent_rpcs, interceptors=interceptors
+        )
+        servicer = self.servicer = NasbenchServicer(config)
         self._server.add_generic_rpc_handlers((app.service_handler(servicer),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, self._server)
+        names = (app.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self._server)  # as app.serve does
         port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         self._engine = Engine.open(config.store, verify=True)

@@ -378,3 +378,145 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys) -> None:
     close()
     err = capsys.readouterr().err
     assert "300 records" in err and "records/s" in err and "1.00k/2.00k" in err
+
+
+def test_workers_read_pieces_in_spawned_processes_and_one_worker_in_this_one(tiny_tfrecord: Path, monkeypatch) -> None:
+    """``workers=1`` (or a file within one piece) is read in this process, never through a pool; more workers
+    read pieces in that many spawned processes (fork is unsafe once grpc or threads run). Same dataset."""
+    import multiprocessing
+
+    from nasbench_builder import source
+
+    contexts: list[tuple[str | None, int | None]] = []
+    real = multiprocessing.get_context
+
+    class Recording:
+        def __init__(self, method: str | None) -> None:
+            self._context = real(method)
+            self._method = method
+
+        def Pool(self, processes=None, *args, **kwargs):
+            contexts.append((self._method, processes))
+            return self._context.Pool(processes, *args, **kwargs)
+
+    monkeypatch.setattr(source.multiprocessing, "get_context", Recording)
+    single = source.read_dataset(tiny_tfrecord, workers=1, piece_size=16 << 10)
+    whole = source.read_dataset(tiny_tfrecord, workers=2, piece_size=tiny_tfrecord.stat().st_size + 1)
+    assert contexts == []
+    pooled = source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10)
+    assert contexts == [("spawn", 2)]
+    for other in (whole, pooled):
+        np.testing.assert_array_equal(other.hashes, single.hashes)
+        np.testing.assert_array_equal(other.metrics, single.metrics)
+    assert single.source["records"] == pooled.source["records"] == 1092
+
+
+def test_read_dataset_names_the_file_in_its_own_errors(tmp_path: Path) -> None:
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    missing, empty = tmp_path / "missing.tfrecord", tmp_path / "empty.tfrecord"
+    empty.touch()
+    for path, reason in ((missing, "no such file"), (empty, "the file is empty")):
+        with pytest.raises(SourceError) as info:
+            source.read_dataset(path, workers=1)
+        assert (info.value.path, info.value.record, info.value.reason) == (str(path), None, reason)
+        assert str(info.value) == f"{path}: {reason}"
+
+
+def test_pieces_that_do_not_meet_are_refused(tiny_tfrecord: Path, monkeypatch) -> None:
+    """A cut that is no record boundary (two CRCs colliding could fake one): the first piece ends past it, so the
+    pieces do not meet, and the file is refused rather than read twice or with a gap."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    offsets = [offset for _, offset, _ in tfrecord.read_records(tiny_tfrecord)]
+    cut = offsets[500] + 1
+    monkeypatch.setattr(source, "split_points", lambda path, size, piece_size: [0, cut])
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10)
+    message = f"could not split the file at record boundaries (byte {offsets[501]} vs {cut})"
+    assert (info.value.path, info.value.record, info.value.reason) == (str(tiny_tfrecord), None, message)
+
+
+def test_a_last_piece_ending_before_the_file_does_is_refused(tiny_tfrecord: Path, monkeypatch) -> None:
+    """The reader's own guard: pieces that stop short of the end of the file (nothing read past them) are an
+    error naming the byte, never a silently shorter dataset."""
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    real = source.read_piece
+    size = tiny_tfrecord.stat().st_size
+    offsets = [offset for _, offset, _ in tfrecord.read_records(tiny_tfrecord)]
+    monkeypatch.setattr(source, "read_piece", lambda path, start, stop: real(path, start, offsets[-1]))
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(tiny_tfrecord, workers=1)
+    assert offsets[-1] < size
+    assert (info.value.path, info.value.record, info.value.reason) == (
+        str(tiny_tfrecord),
+        None,
+        f"trailing bytes after the last record (byte {offsets[-1]})",
+    )
+
+
+def test_progress_is_reported_after_each_piece(tiny_tfrecord: Path) -> None:
+    from nasbench_builder import source
+
+    calls: list[tuple[int, int]] = []
+    dataset = source.read_dataset(tiny_tfrecord, workers=2, piece_size=16 << 10, progress=lambda *a: calls.append(a))
+    size = tiny_tfrecord.stat().st_size
+    assert len(calls) >= 3 and calls[-1] == (1092, size)
+    assert [c[0] for c in calls] == sorted({c[0] for c in calls}) and [c[1] for c in calls] == sorted(
+        {c[1] for c in calls}
+    )
+    assert dataset.source["records"] == 1092 and dataset.source["name"] == tiny_tfrecord.name
+    assert dataset.source["size"] == size and dataset.source["mtime_ns"] == tiny_tfrecord.stat().st_mtime_ns
+
+
+def _read_broken(tmp_path: Path, payloads: Records):
+    from nasbench.errors import SourceError
+    from nasbench_builder import source
+
+    broken = tmp_path / "repeats.tfrecord"
+    with tfrecord.TFRecordWriter(broken) as writer:
+        writer.write_many(payloads)
+    with pytest.raises(SourceError) as info:
+        source.read_dataset(broken, workers=1)
+    assert info.value.path == str(broken)
+    return info.value
+
+
+def test_repeat_counts_are_named_whole(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """Too many, too few, and no repeats of a (hash, epochs): the message names the hash, the budget and the
+    records (file indices, at most six listed), and the error points at the record where the problem shows."""
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    fields = [_fields(p) for p in payloads]
+
+    def members(records: Records, module_hash: str, epochs: int) -> list[int]:
+        return [i for i, p in enumerate(records) if _fields(p)[:2] == [module_hash, epochs]]
+
+    module_hash, epochs = fields[30][:2]
+    group = members(payloads, module_hash, epochs)
+    assert len(group) == 3
+    more = [*payloads, *[payloads[group[0]]] * 4]  # seven records of one (hash, epochs)
+    error = _read_broken(tmp_path, more)
+    seven = members(more, module_hash, epochs)
+    assert len(seven) == 7
+    assert error.reason == (
+        f"hash {module_hash} has more than 3 repeats for {epochs} epochs (records {', '.join(map(str, seven[:6]))})"
+    )
+    assert error.record == seven[3]
+
+    fewer = [p for i, p in enumerate(payloads) if i != group[1]]
+    error = _read_broken(tmp_path, fewer)
+    two = members(fewer, module_hash, epochs)
+    assert (
+        error.reason == f"hash {module_hash} has 2 repeats for {epochs} epochs, expected 3 (records {two[0]}, {two[1]})"
+    )
+    assert error.record == two[1]
+
+    other = next(e for e in sorted({f[1] for f in fields}) if e != epochs)
+    none = [p for p in payloads if _fields(p)[:2] != [module_hash, other]]
+    error = _read_broken(tmp_path, none)
+    assert error.reason == f"hash {module_hash} has 0 repeats for {other} epochs, expected 3"
+    assert error.record == next(i for i, p in enumerate(none) if _fields(p)[0] == module_hash)

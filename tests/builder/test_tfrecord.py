@@ -128,6 +128,12 @@ def test_find_boundary(tmp_path: Path) -> None:
             2,
             id="cut-after-header",
         ),
+        pytest.param(  # the header alone, read by the first refill of the buffer: what is missing is the data
+            lambda b, o: b[:12],
+            "truncated file: the record at byte 0 lacks 30 bytes of data and the data CRC (file size {size})",
+            0,
+            id="header-only-file",
+        ),
         pytest.param(
             lambda b, o: b[: o[2] + 20],
             "truncated file: the record at byte {o2} lacks 30 bytes of data and the data CRC (file size {size})",

@@ -178,3 +178,21 @@ def test_not_a_store(tmp_path: Path, content: bytes | None, error: type, message
 def test_a_folder_is_not_a_store(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="is a folder"):
         Store.open(tmp_path)
+
+
+def test_verify_rereads_a_file_whose_verification_was_recorded(
+    small_store: Path, tmp_path: Path, monkeypatch, space_table
+) -> None:
+    """Opening skips the checksums of an unchanged file verified before; ``nasbench verify`` never does."""
+    from nasbench.store import integrity
+
+    monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    copy = _copy(small_store, tmp_path)
+    Store.open(copy).close()  # verified and recorded
+    calls = []
+    real = integrity.verify_arrays
+    monkeypatch.setattr(integrity, "verify_arrays", lambda *args: calls.append(args[2]) or real(*args))
+    Store.open(copy).close()
+    assert calls == []
+    verify.verify_store(copy, table=space_table)  # the table given: the private cache folder has none
+    assert calls == [copy]

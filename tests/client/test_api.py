@@ -624,3 +624,66 @@ def test_type_errors_name_the_type(open_nasbench) -> None:
         with pytest.raises(TypeError) as info:
             nasbench.query(bad)
         assert str(info.value) == f"expected a ModelSpec, got {name}"
+
+
+def test_copies_draw_unseeded_samples_from_one_generator(open_nasbench) -> None:
+    """The sampling generator (seeded by the constructor) is shared by deep copies, made before or after the
+    first draw: an original and its copy drawing in turn get what one object drawing twice gets."""
+    hashes = lambda specs: [s.hash_spec(AVAILABLE) for s in specs]  # noqa: E731
+    alone = open_nasbench(seed=5)
+    expected = [hashes(alone.sample(4)) for _ in range(3)]
+    nasbench = open_nasbench(seed=5)
+    clone = copy.deepcopy(nasbench)  # before any draw
+    assert [hashes(nasbench.sample(4)), hashes(clone.sample(4))] == expected[:2]
+    later = copy.deepcopy(clone)
+    assert hashes(later.sample(4)) == expected[2]
+
+
+def test_unknown_module_attributes_are_attribute_errors() -> None:
+    with pytest.raises(AttributeError) as info:
+        api.no_such_thing  # noqa: B018
+    assert str(info.value) == "module 'nasbench.api' has no attribute 'no_such_thing'"
+    assert api.model_metrics_pb2 is api.model_metrics_pb2 and "model_metrics_pb2" in vars(api)
+
+
+def test_query_batch_defaults_and_policies_follow_query(open_nasbench) -> None:
+    """query_batch's defaults (108 epochs, the constructor's policy) and each explicit policy answer what query
+    answers; a cell only a hash names, absent from the data, is the KeyError query raises."""
+
+    def plain(results: list[dict]) -> list[dict]:
+        return [{**r, "module_adjacency": r["module_adjacency"].tolist()} for r in results]
+
+    specs = [spec(*INCEPTION), spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, MP, O])]
+    nasbench = open_nasbench(seed=4, repeat=2)
+    assert plain(nasbench.query_batch(specs)) == plain([nasbench.query(s) for s in specs])
+    for policy in ("mean", "all", 1, "hashed"):
+        assert plain(nasbench.query_batch(specs, epochs=12, repeat=policy)) == plain(
+            [nasbench.query(s, epochs=12, repeat=policy) for s in specs]
+        )
+    float_matrix = spec(np.array(INCEPTION[0], dtype=float), INCEPTION[1])  # issue #32: hashes differently
+    with pytest.raises(KeyError) as info:
+        nasbench.query_batch([specs[0], float_matrix])
+    assert info.value.args[0] == float_matrix.hash_spec(AVAILABLE)
+    with pytest.raises(KeyError):
+        nasbench.get_metrics_from_spec(float_matrix)
+
+
+def test_halfway_epochs_are_counted_as_integers(open_nasbench) -> None:
+    nasbench = open_nasbench(seed=0)
+    nasbench.query(spec(*INCEPTION), epochs=108, stop_halfway=True)
+    nasbench.query_batch([spec(*INCEPTION)], epochs=12, stop_halfway=True)
+    spent = nasbench.get_budget_counters()[1]
+    assert spent == 60 and type(spent) is int
+
+
+def test_sample_draws_one_cell_by_default(open_nasbench) -> None:
+    assert len(open_nasbench(seed=3).sample()) == 1
+
+
+def test_evaluate_message_in_full(open_nasbench) -> None:
+    with pytest.raises(NotImplementedError) as info:
+        open_nasbench().evaluate(spec(*INCEPTION), "/tmp/model")
+    assert str(info.value) == (
+        "NASBench.evaluate trains the model with TensorFlow 1.x; use the original google-research/nasbench "
+        "code for training. Query the dataset with query() instead."
+    )

@@ -170,6 +170,17 @@ def test_columns_of_many_codes() -> None:
     assert vertices.tolist() == [5, 2, 7] and edges.tolist() == [6, 1, 21]
     assert vertices.dtype == edges.dtype == np.int64
     assert canonical.label_slots(codes).tolist() == [[1, 2, 0, -1, -1], [-1] * 5, [2, 1, 0, 1, 2]]  # last op first
+    assert canonical.label_slots(codes).dtype == np.int64
+
+
+def test_columns_of_plain_python_codes() -> None:
+    """Lists of Python ints (not uint64 arrays) are read as uint64 codes too: the same columns, the same types."""
+    codes = [CODE, canonical.pack(2, 1, ()), canonical.pack(7, (1 << 21) - 1, (2, 1, 0, 1, 2))]
+    vertices, edges = canonical.vertices_and_edges(codes)
+    assert vertices.tolist() == [5, 2, 7] and edges.tolist() == [6, 1, 21]
+    assert vertices.dtype == edges.dtype == np.int64
+    labels = canonical.label_slots(codes)
+    assert labels.tolist() == [[1, 2, 0, -1, -1], [-1] * 5, [2, 1, 0, 1, 2]] and labels.dtype == np.int64
 
 
 @pytest.mark.parametrize(
@@ -229,3 +240,41 @@ def test_error_messages() -> None:
         assert str(info.value) == f"not a cell code: {code} (a cell has 2 to 7 vertices)"
     assert canonical.decode(canonical.pack(7, 1, (0,) * 5))[1] == [I, C3, C3, C3, C3, C3, O]
     assert canonical.decode(canonical.pack(2, 1, ()))[1] == [I, O]
+
+
+def _key_by_definition(code: int) -> int:
+    """The smallest packed code over the interior relabellings that keep the graph upper triangular."""
+    import itertools
+
+    num_vertices, bits, labels = canonical.unpack(code)
+    edges = [(s, d) for d in range(1, num_vertices) for s in range(d) if bits >> canonical.edge_bit(s, d) & 1]
+    best = None
+    for interior in itertools.permutations(range(1, num_vertices - 1)):
+        new = {0: 0, num_vertices - 1: num_vertices - 1, **{old: i + 1 for i, old in enumerate(interior)}}
+        if any(new[s] >= new[d] for s, d in edges):
+            continue
+        moved = sum(1 << canonical.edge_bit(new[s], new[d]) for s, d in edges)
+        relabelled = [0] * (num_vertices - 2)
+        for old, label in enumerate(labels, start=1):
+            relabelled[new[old] - 1] = label
+        candidate = canonical.pack(num_vertices, moved, tuple(relabelled))
+        best = candidate if best is None else min(best, candidate)
+    assert best is not None
+    return best
+
+
+def test_codes_outside_the_space_are_solved_by_the_definition() -> None:
+    """Graphs the key table does not hold (unpruned, or more than nine edges) are canonicalized by computation,
+    with the same definition: 300 seeded random upper-triangular graphs of 3 to 7 vertices."""
+    rng = random.Random(15)
+    from nasbench import keytable
+
+    outside = 0
+    for _ in range(300):
+        size = rng.randint(3, 7)
+        bits = rng.getrandbits(size * (size - 1) // 2)
+        labels = tuple(rng.randrange(3) for _ in range(size - 2))
+        code = canonical.pack(size, bits, labels)
+        outside += keytable.table().key_of_code(code) is None
+        assert canonical.canonicalize(code) == canonical.solve(code) == _key_by_definition(code)
+    assert outside > 100  # most random graphs are not cells of the space: the computed path is exercised

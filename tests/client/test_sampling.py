@@ -141,3 +141,32 @@ def test_the_api_draws_from_its_own_seeded_generator(small_store: Path) -> None:
     seeded = [engine.store.hash_of_row(row) for row in engine.sample(6, np.random.default_rng(99))]
     assert [s.hash_spec(one.config["available_ops"]) for s in one.sample(6, seed=99)] == seeded
     engine.close()
+
+
+def test_parameter_bounds_are_inclusive(engine: Engine) -> None:
+    """Bounds equal to stored parameter counts: the cells at the bound pass (both ends inclusive)."""
+    cells = _cells(engine)
+    counts = sorted({cell[3] for cell in cells})
+    for low, high in ((counts[5], counts[5]), (counts[10], counts[40]), (counts[0], counts[0]), (counts[-1], None)):
+        filters = {"min_parameters": low} if high is None else {"min_parameters": low, "max_parameters": high}
+        expected = [row for row, cell in enumerate(cells) if _passes(cell, filters)]
+        assert expected and any(cells[row][3] == low for row in expected)
+        assert sorted(engine.sample(len(expected), np.random.default_rng(0), **filters).tolist()) == expected
+        assert engine.filter_mask(**filters).nonzero()[0].tolist() == expected
+    at_the_minimum = engine.filter_mask(max_parameters=counts[0]).nonzero()[0].tolist()
+    assert at_the_minimum == [row for row, cell in enumerate(cells) if cell[3] == counts[0]]
+
+
+def test_cells_at_the_first_and_last_rows(engine: Engine) -> None:
+    store = engine.store
+    for row in (0, 1, engine.cells - 1):
+        key = store.keys.item(row)
+        by_key = engine.cell_by_key(key)
+        by_hash = engine.cell_by_hash(store.hashes[row].tobytes())
+        assert by_key is not None and by_hash is not None
+        assert by_key.key == by_hash.key == key and by_key.parameters == store.parameters.item(row)
+        np.testing.assert_array_equal(by_key.metrics, store.metrics[row])
+        np.testing.assert_array_equal(by_hash.metrics, store.metrics[row])
+    assert engine.cell_by_key(0) is None
+    assert engine.cell_by_hash(b"\xff" * 16) is None
+    assert engine.rows_of_keys(store.keys[[0, engine.cells - 1]]).tolist() == [0, engine.cells - 1]

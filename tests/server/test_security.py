@@ -241,3 +241,31 @@ def test_a_refusal_reads_nothing_of_the_call_whatever_its_kind(make) -> None:
 
     refusal = _refusal(make(lambda request, context: None))
     assert refusal.request_streaming and refusal.request_deserializer is None
+
+
+def test_exposure_needs_both_tls_files_and_names_every_way_out(tmp_path) -> None:
+    """A certificate without its key (or the reverse) is no protection; the refusal names all three ways out."""
+    expected = (
+        "refusing to serve on 10.1.2.3 (beyond loopback) without protection: give a token "
+        "(--token-file or NASBENCH_TOKEN), TLS (--tls-cert and --tls-key), or pass --insecure explicitly"
+    )
+    for config in (
+        ServerConfig(host="10.1.2.3", tls_cert=tmp_path / "c"),
+        ServerConfig(host="10.1.2.3", tls_key=tmp_path / "k"),
+        ServerConfig(host="10.1.2.3", token=""),
+        ServerConfig(host="10.1.2.3"),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            check_exposure(config)
+        assert str(info.value) == expected
+
+
+def test_an_unknown_method_is_unimplemented_with_or_without_the_token(token_server) -> None:
+    """The interceptor refuses calls to methods the server has; a method it lacks is gRPC's UNIMPLEMENTED (the
+    refusal is not put in place of a missing handler)."""
+    with grpc.insecure_channel(token_server.address) as channel:
+        call = channel.unary_unary("/nasbench.v1.Nasbench/NoSuchMethod")
+        for metadata in (None, (("authorization", f"Bearer {TOKEN}"),)):
+            with pytest.raises(grpc.RpcError) as info:
+                call(b"", metadata=metadata, timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED

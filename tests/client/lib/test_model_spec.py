@@ -318,3 +318,155 @@ def test_large_matrices_prune_like_small_ones() -> None:
     matrix[3, size - 1] = 1
     spec = ModelSpec(matrix, list(range(size)))
     assert spec.ops == [0, 1, 2, 3, size - 1]
+
+
+def _extraneous(rows: list[list[int]]) -> tuple[int, ...]:
+    """Vertices not on an input→output path (a plain statement of the rule; all of them below two vertices)."""
+    size = len(rows)
+    if size < 2:
+        return tuple(range(size))
+    reach = {0}
+    for src in range(size):
+        if src in reach:
+            reach.update(dst for dst in range(src + 1, size) if rows[src][dst])
+    coreach = {size - 1}
+    for dst in range(size - 1, -1, -1):
+        if dst in coreach:
+            coreach.update(src for src in range(dst) if rows[src][dst])
+    return tuple(v for v in range(size) if v not in reach & coreach)
+
+
+def test_both_analyses_agree_with_the_rule_up_to_sixteen_vertices() -> None:
+    """The integer-operation analysis (``_analyze_lanes``, used from 8 to 16 vertices) and the entry-by-entry
+    one, on 2,000 seeded random matrices of 1 to 16 vertices at densities from empty to full (the full ones
+    take the row- and column-sum shortcut), and each refuses an entry below the diagonal."""
+    from nasbench import canonical
+    from nasbench.lib import model_spec
+
+    rng = np.random.default_rng(20261201)
+    for size in range(1, 17):
+        upper = np.triu_indices(size, 1)
+        for density in (0.0, 0.1, 0.25, 0.5, 0.8, 0.95, 1.0):
+            for _ in range(18):
+                matrix = np.zeros((size, size), dtype=np.int8)
+                matrix[upper] = rng.random(len(upper[0])) < density
+                rows = matrix.tolist()
+                expected = _extraneous(rows)
+                lanes = canonical.lanes01(matrix)
+                assert model_spec._analyze_lanes(lanes, size) == expected, rows
+                assert model_spec._analyze_rows(rows) == expected, rows
+                if size >= 2:
+                    src = int(rng.integers(size))
+                    dst = int(rng.integers(src + 1))
+                    below = matrix.copy()
+                    below[src, dst] = 1
+                    assert model_spec._analyze_lanes(canonical.lanes01(below), size) is None
+                    assert model_spec._analyze_rows(below.tolist()) is None
+                if size >= 8:  # beyond the space's sizes: the public path is the integer one
+                    spec = ModelSpec(matrix, list(range(size)))
+                    kept = [v for v in range(size) if v not in expected]
+                    assert spec.valid_spec == (len(kept) >= 2)
+                    if spec.valid_spec:
+                        assert spec.ops == kept
+                        np.testing.assert_array_equal(spec.matrix, matrix[np.ix_(kept, kept)])
+
+
+def test_one_missing_edge_defeats_the_shortcut() -> None:
+    """Full DAGs of 8 to 16 vertices need no pruning; without every edge into vertex v (or out of it) v goes."""
+    from nasbench import canonical
+    from nasbench.lib import model_spec
+
+    for size in range(8, 17):
+        full = np.triu(np.ones((size, size), dtype=np.int8), 1)
+        assert model_spec._analyze_lanes(canonical.lanes01(full), size) == ()
+        for v in range(1, size - 1):
+            no_in = full.copy()
+            no_in[:, v] = 0
+            no_out = full.copy()
+            no_out[v, :] = 0
+            assert model_spec._analyze_lanes(canonical.lanes01(no_in), size) == (v,)
+            assert model_spec._analyze_lanes(canonical.lanes01(no_out), size) == (v,)
+        only_input = full.copy()
+        only_input[:, size - 1] = 0
+        assert model_spec._analyze_lanes(canonical.lanes01(only_input), size) == tuple(range(size))
+
+
+def test_visualize_draws_the_pruned_cell() -> None:
+    """The original's graphviz drawing: one node per vertex of the pruned cell, labelled input / op / output, an
+    edge per 1 above the diagonal; an invalid spec cannot be drawn."""
+    spec = ModelSpec(np.array([[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]), [I, C3, MP, O])
+    dot = spec.visualize()
+    body = sorted(line.strip().replace('"', "") for line in dot.body)  # graphviz quotes labels with dashes
+    assert body == sorted(["0 [label=input]", f"1 [label={C3}]", "2 [label=output]", "0 -> 1", "1 -> 2"])
+    full = ModelSpec(np.triu(np.ones((4, 4), dtype=int), 1), [I, C1, MP, O]).visualize()
+    assert sorted(line.strip().replace('"', "") for line in full.body) == sorted(
+        ["0 [label=input]", f"1 [label={C1}]", f"2 [label={MP}]", "3 [label=output]"]
+        + [f"{a} -> {b}" for a in range(4) for b in range(a + 1, 4)]
+    )
+    invalid = ModelSpec(np.zeros((3, 3), dtype=int), [I, C3, O])
+    with pytest.raises(ValueError) as info:
+        invalid.visualize()
+    assert str(info.value) == "cannot visualize an invalid spec: the input is not connected to the output"
+
+
+def test_visualize_names_its_missing_dependency(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "graphviz", None)
+    with pytest.raises(ImportError) as info:
+        ModelSpec(np.array([[0, 1], [0, 0]]), [I, O]).visualize()
+    assert str(info.value) == "ModelSpec.visualize() needs graphviz: pip install graphviz"
+
+
+def test_reprs_of_valid_and_invalid_specs() -> None:
+    assert repr(ModelSpec(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), [I, C3, O])) == (
+        f"ModelSpec(matrix=[[0, 1, 0], [0, 0, 1], [0, 0, 0]], ops=['input', '{C3}', 'output'])"
+    )
+    assert repr(ModelSpec(np.zeros((3, 3), dtype=int), [I, C3, O])) == (
+        f"ModelSpec(invalid, original_ops=['input', '{C3}', 'output'])"
+    )
+
+
+class _Edge:
+    """A mutable, truthy matrix entry (object matrices keep Python objects)."""
+
+    def __init__(self, weight: int) -> None:
+        self.weight = weight
+
+    def __bool__(self) -> bool:
+        return self.weight != 0
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == bool(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_deep_copies_of_objects_in_matrix_and_ops() -> None:
+    """As the original (``copy.deepcopy``): objects inside an object matrix and mutable items of the ops are
+    copied, so changing the caller's objects afterwards changes neither the original nor the pruned spec."""
+    edge = _Edge(1)
+    matrix = np.array([[0, edge, 0, 0], [0, 0, _Edge(1), 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=object)
+    matrix[2, 3] = _Edge(1)
+    label = [C3]  # an unhashable op: kept as given, copied deeply
+    ops = [I, label, MP, O]
+    spec = ModelSpec(matrix, ops)
+    assert spec.valid_spec and spec.ops == [I, [C3], MP, O]
+    assert spec.original_matrix[0, 1] is not edge and spec.matrix[0, 1] is not edge
+    assert spec.original_ops[1] is not label and spec.ops[1] is not label
+    edge.weight = 0
+    label.append(C1)
+    assert bool(spec.original_matrix[0, 1]) and bool(spec.matrix[0, 1])
+    assert spec.original_ops[1] == [C3] == spec.ops[1]
+    tuple_ops = (I, [C3], MP, O)
+    spec = ModelSpec(np.array([[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]), tuple_ops)
+    assert spec.ops == [I, [C3], O] and spec.ops[1] is not tuple_ops[1] and spec.original_ops == tuple_ops
+
+
+def test_type_error_messages_in_full() -> None:
+    with pytest.raises(TypeError) as info:
+        ModelSpec([[0, 1], [0, 0]], 5)  # type: ignore[arg-type]
+    assert str(info.value) == "ops must be a list of operation names, got int"
+    with pytest.raises(TypeError) as info:
+        ModelSpec([[0, 0], [0, 0]], [I, O]).hash_spec(AVAILABLE)
+    assert str(info.value) == "cannot hash an invalid spec: the input is not connected to the output"
