@@ -161,3 +161,15 @@ def test_health_address_follows_nasbench_port(monkeypatch, capsys) -> None:
     monkeypatch.setenv("NASBENCH_PORT", str(port))
     assert _cli.main(["health", "--timeout", "0.5"]) == 1  # nothing listens there
     assert capsys.readouterr().out.startswith(f"127.0.0.1:{port}: ")
+
+
+def test_a_blank_token_is_refused_not_taken_as_protection(captured, monkeypatch, capsys) -> None:
+    """NASBENCH_TOKEN of whitespace would look like protection and protect nothing; empty means unset."""
+    monkeypatch.setenv("NASBENCH_TOKEN", "  \t ")
+    assert _cli.main(["serve", "--host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "nasbench serve: error: NASBENCH_TOKEN is set but blank: set a real token, or unset it"
+    )
+    monkeypatch.setenv("NASBENCH_TOKEN", "")
+    assert _cli.main(["serve"]) == 0 and captured[-1][0].token is None
+    assert len(captured) == 1  # the blank token started nothing
