@@ -113,10 +113,12 @@ def write_store(dataset: layout.Dataset, path: str | os.PathLike[str], overwrite
     """Write ``dataset`` to ``path`` atomically; returns the manifest.
 
     Raises:
-      StoreError: the target exists and ``overwrite`` is false, the folder is not writable, or the disk is (or
-        becomes) full; nothing is left behind.
+      StoreError: the dataset has no cell, the target exists and ``overwrite`` is false, the folder is not
+        writable, or the disk is (or becomes) full; nothing is left behind.
     """
     path = Path(path)
+    if dataset.cells == 0:  # a store nothing can be looked up in is a mistake upstream, not a result
+        raise StoreError(f"cannot write {path}: the dataset has no cell")
     columns = {name: np.ascontiguousarray(array) for name, array in derived_columns(dataset).items()}
     payload = sum(max(array.nbytes, layout.MIN_VALUE_SIZE) for array in columns.values())
     check_target(path, payload + (4 << 20), overwrite)

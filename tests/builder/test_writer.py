@@ -268,6 +268,18 @@ def test_a_missing_folder_is_named(tiny_synthetic, tmp_path: Path) -> None:
     assert str(info.value) == f"cannot write {target}: folder {target.parent} does not exist"
 
 
+def test_a_dataset_without_cells_is_refused_by_name(tiny_synthetic, tmp_path: Path) -> None:
+    data = tiny_synthetic.dataset
+    empty = type(data)(
+        data.hashes[:0], data.keys[:0], data.representatives[:0], data.parameters[:0], data.metrics[:0], data.epochs
+    )
+    target = tmp_path / "s.lmdb"
+    with pytest.raises(StoreError) as info:
+        writer.write_store(empty, target)
+    assert str(info.value) == f"cannot write {target}: the dataset has no cell"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stale_temporaries_of_dead_builds_are_removed(tmp_path: Path) -> None:
     """Temporary files of builds whose process is gone (or of this very process) go; those of live processes,
     of other targets, and without a process id stay."""
