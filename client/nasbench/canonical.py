@@ -205,18 +205,6 @@ def lanes_bits(lanes: bytes, num_vertices: int) -> int:
     return int(bytes(_upper_entries(num_vertices)(lanes)).translate(_ASCII01), 2)
 
 
-def _bits_from_rows(rows: list[list[Any]]) -> int | None:
-    bits = 0
-    for src, row in enumerate(rows):
-        for dst, entry in enumerate(row):
-            if entry == 0:
-                continue
-            if entry != 1 or dst <= src:
-                return None
-            bits |= 1 << edge_bit(src, dst)
-    return bits
-
-
 def matrix_bits(matrix: Any) -> int | None:
     """Upper-triangle code of an integer or bool matrix of 0/1 entries; None for anything else.
 
@@ -228,9 +216,7 @@ def matrix_bits(matrix: Any) -> int | None:
     shape, dtype = matrix.shape, matrix.dtype
     if len(shape) != 2 or shape[0] != shape[1] or dtype.kind not in "biu" or shape[0] > MAX_VERTICES:
         return None
-    if dtype not in LANE_LAYOUTS:  # a bool or integer dtype numpy spells unusually: read the entries one by one
-        return _bits_from_rows(matrix.tolist())
-    lanes = lanes01(matrix)  # None: an entry other than 0/1
+    lanes = lanes01(matrix)  # None: an entry other than 0/1 (every bool and integer dtype has a lane layout)
     if lanes is None or int.from_bytes(lanes, "little") & lower_lanes(shape[0]):
         return None
     return lanes_bits(lanes, shape[0])

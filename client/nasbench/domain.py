@@ -12,6 +12,7 @@ ops, so the hash names the cell with those ops swapped.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +57,7 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
             key = keytable.key_of(matrix, ops)  # the common case: a labelled graph of the space passes every check
             if key is not None:
                 return key
-        lanes = canonical.lanes01(matrix)  # None: not an integer matrix of 0/1 entries (or an unusual dtype)
+        lanes = canonical.lanes01(matrix)  # None: not a bool/integer matrix of 0/1 entries
         if lanes is not None and matrix.shape == (num_vertices, num_vertices):
             # Not in the table: too many edges (entries are 0/1, so the original's sum is a count), or a matrix
             # that is not a full DAG (a spec changed by hand), or ops outside the space.
@@ -68,10 +69,6 @@ def check_spec(spec: Any, cfg: Mapping[str, Any]) -> int | None:
                 return canonical.canonicalize(
                     canonical.pack(num_vertices, canonical.lanes_bits(lanes, num_vertices), labels)
                 )
-        elif lanes is None and matrix.dtype.kind in "biu":
-            bits, labels = canonical.matrix_bits(matrix), _labels(ops)
-            if bits is not None and labels is not None and matrix.shape[0] == num_vertices:
-                return _key_or_too_many_edges(bits.bit_count(), num_vertices, bits, labels, cfg)
     # Anything else gets the original checks one by one and is then named by its original hash.
     num_edges = np.sum(matrix)
     if num_edges > cfg["max_edges"]:
@@ -94,14 +91,6 @@ def _labels(ops: Sequence[Any]) -> tuple[int, ...] | None:
         return None
 
 
-def _key_or_too_many_edges(
-    num_edges: int, num_vertices: int, bits: int, labels: tuple[int, ...], cfg: Mapping[str, Any]
-) -> int:
-    if num_edges > cfg["max_edges"]:
-        raise OutOfDomainError("too many edges, got %d (max edges = %d)" % (num_edges, cfg["max_edges"]))
-    return canonical.canonicalize(canonical.pack(num_vertices, bits, labels))
-
-
 def epoch_set(epochs: Sequence[int]) -> set[int]:
     """The budgets as the original's ``valid_epochs``: a set filled in file order (its repr is in messages)."""
     valid: set[int] = set()
@@ -122,31 +111,30 @@ def _as_count(value: Any) -> str:
         return str(value)
 
 
-def neighbor_keys(key: int, cfg: Mapping[str, Any] | None = None) -> list[int]:
+def neighbor_keys(key: int) -> list[int]:
     """Canonical keys of the cells one edit away from ``key``: one edge flipped or one interior op changed,
     pruned, inside the space, de-duplicated, the cell itself excluded; ascending."""
     from nasbench.lib.model_spec import ModelSpec
 
-    cfg = cfg if cfg is not None else config.build_config()
+    cfg = config.build_config()
     matrix, ops = canonical.decode(key)
-    size = len(matrix)
     candidates = []
-    for src in range(size - 1):
-        for dst in range(src + 1, size):
-            flipped = matrix.copy()
-            flipped[src, dst] ^= 1
-            candidates.append((flipped, ops))
-    for vertex in range(1, size - 1):
+    for src, dst in itertools.combinations(range(len(matrix)), 2):
+        flipped = matrix.copy()
+        flipped[src, dst] ^= 1
+        candidates.append((flipped, ops))
+    for vertex, current in enumerate(ops[1:-1], start=1):
         for op in config.AVAILABLE_OPS:
-            if op != ops[vertex]:
+            if op != current:
                 candidates.append((matrix, [*ops[:vertex], op, *ops[vertex + 1 :]]))
     found = set()
     for candidate_matrix, candidate_ops in candidates:
-        spec = ModelSpec(candidate_matrix, candidate_ops)
         try:
-            neighbor = check_spec(spec, cfg)
+            neighbor = check_spec(ModelSpec(candidate_matrix, candidate_ops), cfg)
         except OutOfDomainError:
             continue
-        if neighbor is not None and neighbor != key:
+        # Never None (0/1 matrices, the space's ops) and never ``key``: an edit of a pruned cell changes its edge
+        # count (adding an edge prunes nothing) or its ops.
+        if neighbor is not None:
             found.add(neighbor)
     return sorted(found)

@@ -205,6 +205,20 @@ def test_matrix_bits(matrix, bits) -> None:
     assert canonical.matrix_bits(matrix) == bits, "the memoized answer is the same"
 
 
+def test_every_bool_and_integer_dtype_has_a_lane_layout() -> None:
+    """The hot paths read bool/integer matrices through ``LANE_LAYOUTS`` and have no other reader: a dtype
+    missing from it would make a 0/1 matrix of the space fall to the hash path."""
+    dtypes = {np.dtype(t) for t in np.sctypeDict.values() if np.dtype(t).kind in "biu"}
+    spellings = {
+        variant for d in dtypes for variant in (d, d.newbyteorder("<"), d.newbyteorder(">"), d.newbyteorder("="))
+    }
+    assert len(spellings) == 15  # bool, int8, uint8, then int and uint of 2, 4, 8 bytes in both byte orders
+    assert {d for d in spellings if d not in canonical.LANE_LAYOUTS} == set()
+    for dtype in sorted(spellings, key=str):
+        matrix = np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=dtype)
+        assert canonical.matrix_bits(matrix) == canonical.matrix_bits(matrix.astype(np.int64)), dtype
+
+
 @pytest.mark.parametrize(
     ("ops", "labels"),
     [
