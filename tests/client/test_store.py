@@ -146,6 +146,7 @@ OUTSIDE = "{path}: array '{name}' lies outside the file ({size} bytes)"
     [
         pytest.param(_without("structures"), LACKS, id="keys"),
         pytest.param(lambda m, size: {**m, "cells": "many"}, LACKS, id="cells"),
+        pytest.param(lambda m, size: {**m, "cells": 0}, "{path}: the manifest says the store holds 0 cells", id="none"),
         pytest.param(lambda m, size: b"{not json", "{path} has an unreadable manifest", id="json"),
         pytest.param(lambda m, size: [1, 2], "{path} uses store schema None; " + SCHEMA, id="list"),
         pytest.param(lambda m, size: {**m, "schema_version": 2}, "{path} uses store schema 2; " + SCHEMA, id="schema"),

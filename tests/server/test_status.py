@@ -62,6 +62,14 @@ def test_details() -> None:
     assert status.details_of(errors.OutOfDomainError("too many edges")) == "too many edges"
 
 
+def test_details_are_cut_past_the_maximum() -> None:
+    exact = "x" * status.MAX_DETAILS
+    assert status.details_of(errors.OutOfDomainError(exact)) == exact
+    longer = "y" * (status.MAX_DETAILS + 1234)
+    cut = status.details_of(errors.OutOfDomainError(longer))
+    assert cut == "y" * status.MAX_DETAILS + "… (1,234 more characters)"
+
+
 class _RpcError(grpc.RpcError):
     def __init__(self, code: grpc.StatusCode, details: str, kind: str | None = None) -> None:
         self._code, self._details = code, details

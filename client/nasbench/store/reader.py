@@ -178,8 +178,6 @@ class Store:
     def rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
         """Rows of many canonical keys (int64, -1 where absent), vectorized."""
         keys = np.asarray(keys, dtype=np.uint64)
-        if self.cells == 0:
-            return np.full(keys.shape, -1, dtype=np.int64)
         if self._sorted_keys is None:
             self._sorted_keys = self.keys[self.key_order]  # uint64[cells], sorted (3.4 MB at full scale)
         positions = np.minimum(self._sorted_keys.searchsorted(keys), self.cells - 1)
@@ -260,6 +258,8 @@ def _map_columns(path: Path, data: mmap.mmap, manifest: dict[str, Any]) -> dict[
         arrays = manifest["arrays"]
     except (KeyError, TypeError, ValueError):
         raise StoreCorruptError(f"{path}: the manifest lacks cells, epochs, structures or arrays") from None
+    if sizes[0] < 1:  # the writer refuses to write one: such a file was made by something else
+        raise StoreCorruptError(f"{path}: the manifest says the store holds {sizes[0]} cells")
     columns = {}
     for name, (dtype, _) in layout.COLUMNS.items():
         spec = arrays.get(name)
