@@ -59,7 +59,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         supplied = dict(details.invocation_metadata or ()).get("authorization", "")
         if isinstance(supplied, str) and hmac.compare_digest(supplied.encode(), self._expected):
             return handler
-        return _refusal(handler)
+        return _REFUSAL
 
 
 async def _refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -68,7 +68,6 @@ async def _refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) ->
     )
 
 
-def _refusal(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-    """A handler that refuses the call before reading anything of it: as a request-streaming handler, whatever
-    the method's kind, so gRPC never buffers an unauthenticated request message (up to the message limit)."""
-    return grpc.stream_stream_rpc_method_handler(_refuse)
+# Refuses the call before reading anything of it: a request-streaming handler whatever the method's kind, so gRPC
+# never buffers an unauthenticated request message (up to the message limit).
+_REFUSAL: grpc.RpcMethodHandler[Any, Any] = grpc.stream_stream_rpc_method_handler(_refuse)

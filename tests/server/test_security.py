@@ -237,9 +237,18 @@ def test_every_kind_of_method_is_refused_without_the_token(token_server) -> None
 def test_a_refusal_reads_nothing_of_the_call_whatever_its_kind(make) -> None:
     """Every refusal is request-streaming, so gRPC hands it the call without reading (or buffering up to the
     message limit) an unauthenticated request; the refused calls of every kind end UNAUTHENTICATED (above)."""
-    from nasbench_server.security import _refusal
+    import asyncio
+    from types import SimpleNamespace
 
-    refusal = _refusal(make(lambda request, context: None))
+    from nasbench_server.security import TokenInterceptor
+
+    async def continuation(details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        return make(lambda request, context: None, request_deserializer=bytes)
+
+    details = SimpleNamespace(
+        method="/nasbench.v1.Nasbench/Query", invocation_metadata=(("authorization", "Bearer x"),)
+    )
+    refusal = asyncio.run(TokenInterceptor("t").intercept_service(continuation, details))
     assert refusal.request_streaming and refusal.request_deserializer is None
 
 
