@@ -194,3 +194,15 @@ def test_hand_encoding_equals_protobuf(evaluations, parameters: int, total_time:
             )
         )
     assert encoded == message.SerializeToString()
+
+
+def test_synthetic_mark_is_the_marked_checkpoint_path() -> None:
+    """Synthetic records carry the mark in a checkpoint path; real ones (empty or other paths) and unreadable
+    metrics give None."""
+    marked = ModelMetrics.FromString(base64.b64decode(_metrics(points=3)))
+    marked.evaluation_data[1].checkpoint_path = "gs://bucket/model.ckpt-100"
+    marked.evaluation_data[2].checkpoint_path = f"{records.SYNTHETIC_MARK} (seed 7)"
+    encoded = base64.b64encode(marked.SerializeToString()).decode()
+    assert records.synthetic_mark(encoded) == f"{records.SYNTHETIC_MARK} (seed 7)"
+    assert records.synthetic_mark(_metrics(points=3)) is None
+    assert records.synthetic_mark("not base64!") is None
