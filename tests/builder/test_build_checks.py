@@ -181,8 +181,10 @@ def test_errors_in_later_pieces_carry_absolute_record_indices(tiny_tfrecord: Pat
     broken = tmp_path / "broken.tfrecord"
     with tfrecord.TFRecordWriter(broken) as writer:
         writer.write_many(_edit(1000, _set(2, "01"))(payloads))
-    with pytest.raises(SourceError, match="record 1000:"):
+    with pytest.raises(SourceError, match="record 1000:") as info:
         source.read_dataset(broken, workers=2, piece_size=16 << 10)
+    assert (info.value.path, info.value.record) == (str(broken), 1000)
+    assert str(info.value).startswith(f"{broken}: record 1000: ")
 
 
 @pytest.mark.parametrize(
@@ -234,8 +236,11 @@ def test_two_hashes_naming_one_cell_are_refused(tiny_tfrecord: Path, tmp_path: P
     keys[12:24], codes[12:24] = keys[0], codes[0]  # the second cell's 12 records now describe the first cell
     assert (digests[12] != digests[0]).any()
     changed = source.Piece(**{**vars(piece), "digests": digests, "keys": keys, "codes": codes})
-    with pytest.raises(SourceError, match=r"two different hashes name the same cell \(isomorphic duplicates\)"):
+    with pytest.raises(SourceError) as info:
         source.group_records([changed], tmp_path / "x.tfrecord", {})
+    where = tmp_path / "x.tfrecord"
+    assert str(info.value) == f"{where}: two different hashes name the same cell (isomorphic duplicates)"
+    assert info.value.path == str(where)
     source.group_records([piece], tmp_path / "x.tfrecord", {})  # the columns as read group fine
 
 

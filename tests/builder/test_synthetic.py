@@ -150,3 +150,13 @@ def test_record_layout(tiny_tfrecord, tiny_synthetic) -> None:
 def test_bad_arguments(space_table, kwargs, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         synthetic.synthesize(table=space_table, **kwargs)
+
+
+def test_a_synthetic_file_is_read_as_synthetic_with_its_mark(tiny_tfrecord) -> None:
+    """The mark written in every synthetic record makes the dataset read from the file say so (and the store
+    built from it, and the server's info)."""
+    from nasbench_builder import records, source
+
+    read = source.read_dataset(tiny_tfrecord, workers=1)
+    assert read.source["synthetic"] is True
+    assert read.source["synthetic_mark"] == f"{records.SYNTHETIC_MARK} (seed 7)"

@@ -198,6 +198,9 @@ def test_columns_of_plain_python_codes() -> None:
         pytest.param(np.array([[0, 1.0], [0, 0]]), None, id="float"),
         pytest.param(np.zeros((2, 3), dtype=int), None, id="non-square"),
         pytest.param(np.zeros(4, dtype=int), None, id="1-d"),
+        pytest.param(np.zeros((1, 1), dtype=int), 0, id="one-vertex"),
+        pytest.param(np.zeros((0, 0), dtype=int), 0, id="no-vertex"),
+        pytest.param(np.ones((1, 1), dtype=int), None, id="one-vertex-loop"),
     ],
 )
 def test_matrix_bits(matrix, bits) -> None:

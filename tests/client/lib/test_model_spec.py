@@ -234,6 +234,14 @@ def test_object_matrix_uses_python_truthiness() -> None:
     assert spec.valid_spec and spec.ops == [I, C3, O]
 
 
+def test_object_matrix_with_a_dangling_vertex_is_pruned() -> None:
+    """An object matrix takes the general pruning path (no flat gather): same cell as the integer one."""
+    matrix = [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]  # vertex 2 leads nowhere
+    spec = ModelSpec(np.array(matrix, dtype=object), [I, C3, C1, O])
+    assert spec.valid_spec and spec.ops == [I, C3, O]
+    assert spec.matrix.dtype == object and spec.matrix.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+
+
 # --- property: pruning matches the rules of reference §2 on random upper-triangular matrices --------------
 
 
