@@ -111,6 +111,8 @@ def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys)
 
 
 def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server, keys, monkeypatch) -> None:
+    """Nobody waits for its answer: gRPC cancels the handler at the deadline, and the queued job with it (the
+    job also checks the deadline itself when it starts, for the moment before the cancellation arrives)."""
     servicer = server.servicer
     computed: list[int] = []
     original = servicer._query_batch
@@ -128,6 +130,7 @@ def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server
         with pytest.raises(grpc.RpcError) as info:
             stub.QueryBatch(pb.QueryBatchRequest(keys=big, epochs=108), timeout=0.3)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        time.sleep(0.2)  # the server's deadline (taken from the call's header, a little later) has passed too
         release.set()
         busy.result(30)
         assert servicer._heavy.submit(lambda: None).result(30) is None  # the queued call has had its turn
