@@ -86,8 +86,8 @@ def test_cells_and_batch_sizes_are_counted_by_budget_and_method(server, keys, mo
 
 
 def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys) -> None:
-    """With the whole answer budget held, a batch of INLINE_CELLS + 1 cells and a sample of as many wait,
-    each for its own size in bytes, while a batch of exactly INLINE_CELLS cells is answered at once; given the
+    """With the whole answer budget held, big batches (by keys or by cell references) and samples wait, each
+    for its own size in bytes, while a batch of exactly INLINE_CELLS cells is answered at once; given the
     budget back, both complete and every byte is returned."""
     servicer = server.servicer
     budget = servicer.answers
@@ -100,13 +100,18 @@ def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys)
         assert _wait(lambda: len(budget._waiters) == 1)
         sample = stub.Sample.future(pb.SampleRequest(k=big + 10, seed=2), timeout=60)
         assert _wait(lambda: len(budget._waiters) == 2)
-        assert [wanted for wanted, _ in budget._waiters] == [big * cell_bytes, (big + 10) * cell_bytes]
+        refs = [pb.CellRef(key=key) for key in keys[: big + 20]]
+        by_refs = stub.QueryBatch.future(pb.QueryBatchRequest(cells=refs, epochs=108), timeout=60)
+        assert _wait(lambda: len(budget._waiters) == 3)
+        wanted = [big * cell_bytes, (big + 10) * cell_bytes, (big + 20) * cell_bytes]
+        assert [nbytes for nbytes, _ in budget._waiters] == wanted
         inline = stub.QueryBatch(pb.QueryBatchRequest(keys=keys[: limits.INLINE_CELLS], epochs=4), timeout=30)
         assert inline.count == limits.INLINE_CELLS
-        assert not batch.done() and not sample.done()
+        assert not batch.done() and not sample.done() and not by_refs.done()
         server._loop.call_soon_threadsafe(budget.release, held)
         assert batch.result().count == big
         assert len(sample.result().cells) == big + 10
+        assert by_refs.result().count == big + 20
     assert _wait(lambda: budget.used == 0)
 
 
