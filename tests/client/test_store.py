@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,29 @@ def test_an_array_may_lie_anywhere_inside_the_file(tiny_store: Path, tmp_path: P
     store.close()
     with pytest.raises(StoreCorruptError, match="checksum mismatch in array 'parameters'"):
         Store.open(copy, verify=True)
+
+
+def test_paths_that_cannot_be_a_store_are_named(tmp_path: Path) -> None:
+    from nasbench.errors import StoreError, StoreNotFoundError
+
+    with pytest.raises(StoreError) as info:
+        Store.open(tmp_path)
+    assert str(info.value) == f"{tmp_path} is a folder; a store is a single LMDB file"
+    too_long = tmp_path / ("x" * 300)
+    with pytest.raises(StoreError) as info:
+        Store.open(too_long)
+    assert str(info.value) == f"cannot open the store {too_long}: File name too long"
+    with pytest.raises(StoreNotFoundError) as info:
+        Store.open(tmp_path / "absent.lmdb")
+    assert str(info.value) == f"no store at {tmp_path / 'absent.lmdb'}"
+
+
+def test_the_store_file_is_not_inherited_by_child_processes(tiny_store: Path) -> None:
+    store = Store.open(tiny_store)
+    try:
+        assert not os.get_inheritable(store._fd)
+    finally:
+        store.close()
 
 
 def test_lmdb_files_that_are_no_store(tmp_path: Path) -> None:

@@ -129,6 +129,43 @@ def test_a_damaged_page_size_is_named(copy: Path, page_size: int) -> None:
         Store.open(copy)
 
 
+def test_page_sizes_at_the_edges_of_the_header_check(copy: Path) -> None:
+    """512 (the smallest page size the check lets through) and 2**31 (an unsigned field) pass the header check
+    and fail later, by LMDB's own check and by the size the file would need."""
+    _poke(copy, _PAGE_SIZE_AT, "<I", 512)
+    with pytest.raises(StoreCorruptError) as info:
+        Store.open(copy)
+    assert str(info.value) == f"{copy} is not an LMDB store ({copy}: MDB_INVALID: File is not an LMDB file)"
+    _poke(copy, _PAGE_SIZE_AT, "<I", 1 << 31)
+    with pytest.raises(StoreCorruptError, match=r"is truncated: [\d,]+ bytes where the store needs [\d,]{15,} "):
+        Store.open(copy)
+
+
+def test_changes_to_an_open_store_file_are_told(copy: Path) -> None:
+    """What a server polls: a write (size, mtime or ctime moved) or a truncation, until accepted; nothing once
+    the store is closed."""
+    store = Store.open(copy)
+    try:
+        assert store.changed() is None
+        info = copy.stat()
+        os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+        assert store.changed() == "the file was written to"
+        store.accept_change()
+        assert store.changed() is None
+        with open(copy, "ab") as handle:
+            handle.write(b"\0" * 4096)
+        assert store.changed() == "the file was written to"
+        store.accept_change()
+        size = copy.stat().st_size
+        os.truncate(copy, size - 4096)  # only the bytes appended above: no mapped page goes
+        assert store.changed() == f"the file was truncated from {size:,} to {size - 4096:,} bytes"
+    finally:
+        store.close()
+    assert store.changed() is None
+    store.accept_change()  # closed: nothing to take
+    assert store.changed() is None
+
+
 def test_files_without_an_lmdb_header(tmp_path: Path) -> None:
     size = _LAST_PAGE_AT + 15  # the magic is there, the meta page is one byte short
     short = tmp_path / "short.lmdb"

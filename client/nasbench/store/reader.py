@@ -207,7 +207,7 @@ class Store:
 
 def _open_file(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(path, os.O_RDONLY)  # not inherited by child processes (PEP 446)
     except FileNotFoundError:
         raise StoreNotFoundError(f"no store at {path}") from None
     except IsADirectoryError:
