@@ -333,11 +333,11 @@ def progress_printer(total_bytes: int) -> tuple[Callable[[int, int], None], Call
 
         return update, bar.close
 
-    marks = {"next": 0.1}
+    marks = {"next": 1}  # in tenths of the file: integers, so 30 % is never skipped by a rounding error
 
     def log_update(records_done: int, bytes_done: int) -> None:
-        if bytes_done >= marks["next"] * total_bytes:
+        if 10 * bytes_done >= marks["next"] * total_bytes:
             log.info("read %d records (%.0f%% of the file)", records_done, 100.0 * bytes_done / total_bytes)
-            marks["next"] = bytes_done / total_bytes + 0.1
+            marks["next"] = 10 * bytes_done // total_bytes + 1
 
     return log_update, lambda: None

@@ -525,3 +525,41 @@ def test_repeat_counts_are_named_whole(tiny_tfrecord: Path, tmp_path: Path) -> N
     error = _read_broken(tmp_path, none)
     assert error.reason == f"hash {module_hash} has 0 repeats for {other} epochs, expected 3"
     assert error.record == next(i for i, p in enumerate(none) if _fields(p)[0] == module_hash)
+
+
+def test_progress_on_a_terminal_is_a_bar_of_bytes_and_records(monkeypatch) -> None:
+    import io
+    import re as regex
+
+    from nasbench_builder import source
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    update, close = source.progress_printer(4_000_000)
+    update(1_000, 2_000_000)
+    update(2_000, 4_000_000)
+    close()
+    last = terminal.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    match = regex.fullmatch(r"records: 100%\|.*\| 4\.00M/4\.00M \[.*, 2,000 records, ([\d,]+) records/s\]", last)
+    assert match, last
+    assert int(match.group(1).replace(",", "")) > 2_000  # two thousand records in well under a second
+
+
+def test_progress_elsewhere_is_a_log_line_per_tenth(monkeypatch, caplog) -> None:
+    import io
+    import logging
+
+    from nasbench_builder import source
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    update, close = source.progress_printer(1_000)
+    with caplog.at_level(logging.INFO):
+        for step in range(1, 11):
+            update(step * 7, step * 100)
+        close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read ")]
+    assert lines == [f"read {step * 7} records ({step * 10}% of the file)" for step in range(1, 11)]
