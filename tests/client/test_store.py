@@ -195,6 +195,11 @@ def test_paths_that_cannot_be_a_store_are_named(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         Store.open(tmp_path)
     assert str(info.value) == f"{tmp_path} is a folder; a store is a single LMDB file"
+    fifo = tmp_path / "fifo.lmdb"
+    os.mkfifo(fifo)
+    with pytest.raises(StoreError) as info:
+        Store.open(fifo)
+    assert str(info.value) == f"{fifo} is not a regular file; a store is a single LMDB file"
     too_long = tmp_path / ("x" * 300)
     with pytest.raises(StoreError) as info:
         Store.open(too_long)

@@ -207,11 +207,11 @@ class Store:
 
 def _open_file(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDONLY)  # not inherited by child processes (PEP 446)
+        # O_NONBLOCK: a FIFO named as the store is refused below instead of blocking the open until a writer
+        # comes (regular files ignore the flag); not inherited by child processes (PEP 446)
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise StoreNotFoundError(f"no store at {path}") from None
-    except IsADirectoryError:
-        raise StoreError(f"{path} is a folder; a store is a single LMDB file") from None
     except PermissionError:
         raise StoreError(f"cannot read the store {path}: permission denied") from None
     except OSError as exc:
