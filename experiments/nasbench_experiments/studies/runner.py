@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -41,6 +42,8 @@ RUNS_FOLDER = "runs"
 RESULTS_FILE = "results.parquet"
 EXECUTORS = ("processes", "ray")
 _SETTINGS_THAT_MUST_MATCH = ("encoding", "budget_s", "max_evaluations", "first_seed")
+
+log = logging.getLogger("nasbench.experiments")
 
 
 @dataclass(frozen=True)
@@ -198,15 +201,22 @@ def _ray_results(
     started_here = not ray.is_initialized()
     if started_here:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-        try:
-            if address:
-                ray.init(address=address, **options)
-            else:
-                ray.init(num_cpus=workers, **options)
-        except Exception as exc:  # Ray raises bare Exceptions (a start-up timeout, an unreachable address)
-            ray.shutdown()  # what a failed start left running (GCS, raylet) goes with it
-            where = f"the Ray cluster at {address}" if address else "a local Ray"
-            raise ConfigurationError(f"could not start {where}: {exc}") from None
+        # A local start can time out on a busy machine (Ray waits a fixed 30 s for its node): one more try.
+        attempts = 1 if address else 2
+        for attempt in range(1, attempts + 1):
+            try:
+                if address:
+                    ray.init(address=address, **options)
+                else:
+                    ray.init(num_cpus=workers, **options)
+                break
+            except Exception as exc:  # Ray raises bare Exceptions (a start-up timeout, an unreachable address)
+                ray.shutdown()  # what a failed start left running (GCS, raylet) goes with it
+                if attempt == attempts:
+                    where = f"the Ray cluster at {address}" if address else "a local Ray"
+                    tries = f" ({attempts} tries)" if attempts > 1 else ""
+                    raise ConfigurationError(f"could not start {where}{tries}: {exc}") from None
+                log.warning("a local Ray did not start (%s); trying once more", exc)
     remote = ray.remote(num_cpus=1, max_retries=2)(_run_in_worker)
     try:
         queue = iter(pending)
