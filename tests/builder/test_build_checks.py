@@ -520,6 +520,12 @@ def test_repeat_counts_are_named_whole(tiny_tfrecord: Path, tmp_path: Path) -> N
     )
     assert error.record == two[1]
 
+    single = [p for i, p in enumerate(payloads) if i not in group[1:]]
+    error = _read_broken(tmp_path, single)
+    [one] = members(single, module_hash, epochs)
+    assert error.reason == f"hash {module_hash} has 1 repeats for {epochs} epochs, expected 3 (records {one})"
+    assert error.record == one
+
     other = next(e for e in sorted({f[1] for f in fields}) if e != epochs)
     none = [p for p in payloads if _fields(p)[:2] != [module_hash, other]]
     error = _read_broken(tmp_path, none)
