@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from nasbench.errors import SourceError, StoreError
+from nasbench.errors import StoreError
 from nasbench_builder import source, synthetic, verify, writer
 
 log = logging.getLogger("nasbench.build")
@@ -41,8 +41,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     _setup_logging()
-    if not args.source.is_file():
-        raise SourceError("no such file", path=str(args.source))
+    source.check_source_file(args.source)
     total = args.source.stat().st_size
     # before reading anything: a store takes about a fifth of its source (107 MB of 499 MB, 351 MB of 1.95 GB)
     writer.check_target(args.store, total // 4, overwrite=args.force)

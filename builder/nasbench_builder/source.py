@@ -166,6 +166,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_source_file(path: Path) -> None:
+    """A missing source and one that is no regular file (a folder, a pipe) are told apart, before any read."""
+    if not path.exists():
+        raise SourceError("no such file", path=str(path))
+    if not path.is_file():
+        raise SourceError("not a regular file (a .tfrecord file is expected)", path=str(path))
+
+
 def read_dataset(
     path: str | os.PathLike[str],
     *,
@@ -183,8 +191,7 @@ def read_dataset(
       SourceError: the first problem found, with the record index and a precise message.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SourceError("no such file", path=str(path))
+    check_source_file(path)
     size = path.stat().st_size
     if size == 0:
         raise SourceError("the file is empty", path=str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -420,9 +421,12 @@ def test_read_dataset_names_the_file_in_its_own_errors(tmp_path: Path) -> None:
     from nasbench.errors import SourceError
     from nasbench_builder import source
 
-    missing, empty = tmp_path / "missing.tfrecord", tmp_path / "empty.tfrecord"
+    missing, empty, fifo = tmp_path / "missing.tfrecord", tmp_path / "empty.tfrecord", tmp_path / "fifo.tfrecord"
     empty.touch()
-    for path, reason in ((missing, "no such file"), (empty, "the file is empty")):
+    os.mkfifo(fifo)
+    not_regular = "not a regular file (a .tfrecord file is expected)"
+    cases = ((missing, "no such file"), (empty, "the file is empty"), (fifo, not_regular), (tmp_path, not_regular))
+    for path, reason in cases:
         with pytest.raises(SourceError) as info:
             source.read_dataset(path, workers=1)
         assert (info.value.path, info.value.record, info.value.reason) == (str(path), None, reason)
