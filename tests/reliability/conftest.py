@@ -1,10 +1,8 @@
-"""Helpers of the reliability suite: process memory, a server's log, waiting for a condition."""
+"""Helpers of the reliability suite: process memory, a server's log."""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,13 +24,3 @@ def log_events(log: Path) -> list[dict]:
         except ValueError:
             events.append({"raw": line})
     return events
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Poll ``condition`` every 0.1 s until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False

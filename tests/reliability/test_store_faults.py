@@ -19,7 +19,8 @@ from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess
-from tests.reliability.conftest import log_events, wait_for
+from tests.polling import wait_for
+from tests.reliability.conftest import log_events
 
 SWEEP = textwrap.dedent(
     """

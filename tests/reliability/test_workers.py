@@ -14,7 +14,8 @@ import pytest
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess, free_ports
-from tests.reliability.conftest import log_events, wait_for
+from tests.polling import wait_for
+from tests.reliability.conftest import log_events
 
 
 def _pids(port: int, connections: int = 24) -> set[int]:

@@ -18,6 +18,7 @@ from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import limits
 from tests.inprocess import InProcessServer
+from tests.polling import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +30,8 @@ def limited(small_store: Path):
         yield server
 
 
-@pytest.fixture(scope="module")
-def keys(small_store: Path) -> list[int]:
-    store = Store.open(small_store)
-    try:
-        return store.keys.tolist()
-    finally:
-        store.close()
-
-
 def _stub(channel: grpc.Channel) -> pb_grpc.NasbenchStub:
     return pb_grpc.NasbenchStub(channel)
-
-
-def _wait(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_streams_past_the_limit_are_refused_and_slots_come_back(limited) -> None:
@@ -68,7 +51,7 @@ def test_streams_past_the_limit_are_refused_and_slots_come_back(limited) -> None
             assert info.value.details() == "too many open streams (2): close finished streams or retry later"
         first.cancel()
         second.cancel()
-        assert _wait(lambda: limited.servicer.streams.open == 0)  # every slot given back, refused ones too
+        assert wait_for(lambda: limited.servicer.streams.open == 0)  # every slot given back, refused ones too
         assert len(list(stub.ListCells(pb.ListCellsRequest(chunk_size=1000)))) == 3
 
 
@@ -79,7 +62,7 @@ def test_a_stream_whose_client_stops_reading_is_ended(limited, keys: list[int]) 
     requests = [pb.QueryRequest(cell=pb.CellRef(key=keys[i % len(keys)]), epochs=0) for i in range(20_000)]
     with grpc.insecure_channel(limited.address) as channel:
         answers = _stub(channel).QueryStream(iter(requests), timeout=120)
-        assert _wait(lambda: limited.servicer.streams.open == 1)
+        assert wait_for(lambda: limited.servicer.streams.open == 1)
         written = -1
         while written != limited.servicer.requests:  # the server stopped: its write waits for the client
             written = limited.servicer.requests
@@ -93,7 +76,7 @@ def test_a_stream_whose_client_stops_reading_is_ended(limited, keys: list[int]) 
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert info.value.details() == "the stream was ended: its client read nothing for 1 s"
         assert 0 < read < 20_000
-    assert _wait(lambda: limited.servicer.streams.open == 0)
+    assert wait_for(lambda: limited.servicer.streams.open == 0)
 
 
 def test_big_answers_pass_the_budget_one_after_another(limited, keys: list[int]) -> None:
@@ -108,7 +91,7 @@ def test_big_answers_pass_the_budget_one_after_another(limited, keys: list[int])
             assert np.frombuffer(answer.keys, dtype="<u8").tolist() == big
             sample = stub.Sample(pb.SampleRequest(k=limits.INLINE_CELLS + 1, seed=3), timeout=30)
             assert len(sample.cells) == limits.INLINE_CELLS + 1
-        assert _wait(lambda: limited.servicer.answers.used == 0)  # given back when each call ended
+        assert wait_for(lambda: limited.servicer.answers.used == 0)  # given back when each call ended
         results: list[int] = []
 
         def ask() -> None:
@@ -120,7 +103,7 @@ def test_big_answers_pass_the_budget_one_after_another(limited, keys: list[int])
         for thread in threads:
             thread.join(60)
         assert results == [len(big)] * 4
-        assert _wait(lambda: limited.servicer.answers.used == 0)  # given back when each call ended
+        assert wait_for(lambda: limited.servicer.answers.used == 0)  # given back when each call ended
 
 
 def test_a_suspended_service_answers_unavailable_with_the_reason(small_store: Path) -> None:
@@ -231,7 +214,7 @@ def test_a_fresh_service_from_its_first_call(small_store: Path, keys: list[int])
             with pytest.raises(grpc.RpcError) as info:
                 call()
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and info.value.details() == message
-        assert _wait(lambda: server.servicer.answers.used == 0)
+        assert wait_for(lambda: server.servicer.answers.used == 0)
 
         optima = {o.epochs: o for o in stub.GetOptima(pb.GetOptimaRequest()).optima}
         expected = engine.optima()

@@ -18,35 +18,17 @@ import pytest
 from prometheus_client import REGISTRY
 
 from nasbench.errors import NasbenchError
-from nasbench.store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import limits, metrics
 from tests.inprocess import InProcessServer
-
-
-@pytest.fixture(scope="module")
-def keys(small_store: Path) -> list[int]:
-    store = Store.open(small_store)
-    try:
-        return store.keys.tolist()
-    finally:
-        store.close()
+from tests.polling import wait_for
 
 
 @pytest.fixture
 def server(small_store: Path):
     with InProcessServer(small_store, max_sample=2532) as server:
         yield server
-
-
-def _wait(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def _on_loop(server: InProcessServer, coroutine):
@@ -97,12 +79,12 @@ def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys)
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.NasbenchStub(channel)
         batch = stub.QueryBatch.future(pb.QueryBatchRequest(keys=keys[:big], epochs=108), timeout=60)
-        assert _wait(lambda: len(budget._waiters) == 1)
+        assert wait_for(lambda: len(budget._waiters) == 1)
         sample = stub.Sample.future(pb.SampleRequest(k=big + 10, seed=2), timeout=60)
-        assert _wait(lambda: len(budget._waiters) == 2)
+        assert wait_for(lambda: len(budget._waiters) == 2)
         refs = [pb.CellRef(key=key) for key in keys[: big + 20]]
         by_refs = stub.QueryBatch.future(pb.QueryBatchRequest(cells=refs, epochs=108), timeout=60)
-        assert _wait(lambda: len(budget._waiters) == 3)
+        assert wait_for(lambda: len(budget._waiters) == 3)
         wanted = [big * cell_bytes, (big + 10) * cell_bytes, (big + 20) * cell_bytes]
         assert [nbytes for nbytes, _ in budget._waiters] == wanted
         inline = stub.QueryBatch(pb.QueryBatchRequest(keys=keys[: limits.INLINE_CELLS], epochs=4), timeout=30)
@@ -112,7 +94,7 @@ def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys)
         assert batch.result().count == big
         assert len(sample.result().cells) == big + 10
         assert by_refs.result().count == big + 20
-    assert _wait(lambda: budget.used == 0)
+    assert wait_for(lambda: budget.used == 0)
 
 
 def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server, keys, monkeypatch) -> None:
@@ -165,7 +147,7 @@ def test_a_store_suspended_during_a_query_stream_ends_it_unavailable(server, key
         requests.put(None)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert info.value.details() == "the store file changed under the server"
-    assert _wait(lambda: server.servicer.streams.open == 0)
+    assert wait_for(lambda: server.servicer.streams.open == 0)
 
 
 def test_an_internal_error_is_internal_and_logged_with_its_traceback(server, keys, monkeypatch, caplog) -> None:
