@@ -13,7 +13,7 @@ import atheris
 with atheris.instrument_imports():
     from google.protobuf.message import DecodeError
 
-    from nasbench.engine import Engine
+    from nasbench._engine.engine import Engine
     from nasbench.errors import NasbenchError
     from nasbench.v1 import nasbench_pb2 as pb
     from nasbench_server import cells, servicer

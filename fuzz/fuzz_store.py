@@ -14,8 +14,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
+    from nasbench._store.reader import Store
     from nasbench.errors import StoreError
-    from nasbench.store.reader import Store
 
 from _store import small_store  # the script's folder is on sys.path
 

@@ -1,18 +1,24 @@
 """Session fixtures: the search space table, small synthetic datasets in the original format, built stores.
 
-Two switches exist for mutation testing only (``tools/mutation.py`` sets them; a normal run uses neither):
+Three switches exist for mutation testing only (``tools/mutation.py`` sets them; a normal run uses none):
 
 - ``NASBENCH_TEST_FIXTURE_CACHE=<folder>``: the expensive session fixtures (synthetic datasets, stores, files)
   are built once into that folder and reused by later pytest sessions, since mutmut runs one session per mutant.
 - ``NASBENCH_TEST_INPROCESS_SERVER=1``: the shared ``server`` fixture runs the service in this process (on a
   thread), so mutmut sees which tests reach the servicer and its mutants run inside the server. Tests of the
   process itself (signals, restarts, workers) start real server processes either way.
+- ``NASBENCH_TEST_FORGET_MEMOS=1``: every memoized function of the packages (``functools.cache``/``lru_cache``)
+  forgets its results before each test. mutmut runs a mutant only against the tests that reached the mutated
+  function when the selection ran unmutated; a function called only from inside a memoized one (the one-edit
+  moves' pruning under ``moves._flip_table``, say) is reached by the first test that fills the cache, so without
+  this its mutants would meet that one test alone.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +26,24 @@ from typing import Any
 import pytest
 
 from nasbench import space
-from nasbench_builder import source, synthetic, writer
+from nasbench_builder import prepare, source, synthetic, writer
 
 _CACHE = os.environ.get("NASBENCH_TEST_FIXTURE_CACHE")
+_FORGET_MEMOS = bool(os.environ.get("NASBENCH_TEST_FORGET_MEMOS"))
+_PACKAGES = ("nasbench", "nasbench_builder", "nasbench_server")
+
+
+@pytest.fixture(autouse=True)
+def _memos_forgotten() -> None:
+    """``NASBENCH_TEST_FORGET_MEMOS``: see the module docstring."""
+    if not _FORGET_MEMOS:
+        return
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in _PACKAGES:
+            for value in list(vars(module).values()):
+                forget = getattr(value, "cache_clear", None)
+                if callable(forget):
+                    forget()
 
 
 def _cached_object(name: str, build: Callable[[], Any]) -> Any:
@@ -77,28 +98,43 @@ def tiny_tfrecord(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic: synt
 
 
 @pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic: synthetic.SyntheticDataset) -> Path:
+    """``tiny_synthetic`` as a store (91 cells)."""
+    folder = tmp_path_factory.mktemp("tiny-store")
+    return _cached_file("tiny.lmdb", folder, lambda path: writer.write_store(tiny_synthetic.dataset, path))
+
+
+@pytest.fixture(scope="session")
 def small_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
     """Cells of up to 5 vertices (2,532), all four budgets: 30,384 records."""
     return _cached_object("small_synthetic", lambda: synthetic.synthesize(max_vertices=5, seed=3, table=space_table))
 
 
 @pytest.fixture(scope="session")
-def small_store(tmp_path_factory: pytest.TempPathFactory, small_synthetic: synthetic.SyntheticDataset) -> Path:
+def small_tfrecord(tmp_path_factory: pytest.TempPathFactory, small_synthetic: synthetic.SyntheticDataset) -> Path:
+    """``small_synthetic`` in the original file format (30,384 records)."""
+    return _cached_file(
+        "small_full.tfrecord",
+        tmp_path_factory.mktemp("small-tfrecord"),
+        lambda path: synthetic.write_tfrecord(small_synthetic, path),
+    )
+
+
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory: pytest.TempPathFactory, small_tfrecord: Path) -> Path:
     """A store built from a real generated TFRecord file of cells up to 5 vertices."""
-    folder = tmp_path_factory.mktemp("small")
-
-    def build(path: Path) -> None:
-        record_file = folder / "small_full.tfrecord"
-        synthetic.write_tfrecord(small_synthetic, record_file)
-        writer.write_store(source.read_dataset(record_file, workers=1), path)
-
-    return _cached_file("small.lmdb", folder, build)
+    return _cached_file(
+        "small.lmdb",
+        tmp_path_factory.mktemp("small"),
+        lambda path: writer.write_store(source.read_dataset(small_tfrecord, workers=1), path),
+    )
 
 
 @pytest.fixture(scope="session")
 def full_synthetic(space_table: space.SpaceTable) -> synthetic.SyntheticDataset:
-    """The whole space, all four budgets (a synthetic nasbench_full, seed 11)."""
-    return synthetic.synthesize(seed=11, table=space_table)
+    """The whole space, all four budgets: the embedded store's data (its seed), so the tests check the figures
+    docs/synthetic-data.md gives for it."""
+    return synthetic.synthesize(seed=prepare.SYNTHETIC_SEED, table=space_table)
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +159,20 @@ def server(tmp_path_factory: pytest.TempPathFactory, full_store: Path) -> Iterat
 @pytest.fixture(scope="session")
 def server_address(server) -> str:
     return f"grpc://{server.address}"
+
+
+@pytest.fixture(scope="session")
+def cifar_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CIFAR-10 archive in the published format (tests/cifar_files.py): the real one cannot be fetched."""
+    from nasbench.model import cifar
+    from tests.cifar_files import write_archive
+
+    return write_archive(tmp_path_factory.mktemp("cifar") / cifar.ARCHIVE_NAME)
+
+
+@pytest.fixture(scope="session")
+def cifar_md5(cifar_archive: Path) -> str:
+    """The generated archive's own MD5: stands in for the published one, which only the real file has."""
+    from nasbench.model import cifar
+
+    return cifar.file_md5(cifar_archive)

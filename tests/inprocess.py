@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from nasbench.engine import Engine
+from nasbench._engine.engine import Engine
 from nasbench_server import app, security
 from nasbench_server.config import ServerConfig
 from nasbench_server.servicer import NasbenchServicer

@@ -6,7 +6,7 @@ Usage (from the repository root, with the dev environment)::
     .venv/bin/python tools/mutation.py run canonical verify  # some modules
     .venv/bin/python tools/mutation.py report              # killed / survived per module (markdown)
     .venv/bin/python tools/mutation.py survivors verify    # the surviving mutants of a module, as diffs
-    .venv/bin/python tools/mutation.py hand                # the issue's seven hand-made mutations: each must fail
+    .venv/bin/python tools/mutation.py hand                # seven hand-made mutations: each must fail
 
 The modules and their tests are listed in pyproject.toml (``[tool.nasbench.mutation]``); mutmut's own settings
 are in ``[tool.mutmut]``. mutmut names mutants after file paths and wants packages at the root, while this
@@ -100,6 +100,7 @@ def _environment(cache: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env["NASBENCH_TEST_FIXTURE_CACHE"] = str(cache)
     env["NASBENCH_TEST_INPROCESS_SERVER"] = "1"
+    env["NASBENCH_TEST_FORGET_MEMOS"] = "1"
     return env
 
 
@@ -202,12 +203,12 @@ def survivors(name: str, config: dict[str, Any], show: bool) -> None:
             print("\n".join(lines))
 
 
-# --- the issue's seven mutations, made by hand --------------------------------------------------------------
+# --- seven mutations, made by hand --------------------------------------------------------------
 
 HAND_MUTATIONS = [
     {
         "name": "checksums of 8 of the 12 store arrays skipped",
-        "file": "client/nasbench/store/integrity.py",
+        "file": "client/nasbench/_store/integrity.py",
         "old": 'for name, spec in manifest["arrays"].items():',
         "new": 'for name, spec in list(manifest["arrays"].items())[:4]:',
         "tests": ["tests/builder/test_verify.py::test_flipped_byte_fails_the_checksum"],
@@ -220,10 +221,10 @@ HAND_MUTATIONS = [
         "tests": ["tests/server/test_service.py::test_a_batch_of_exactly_the_documented_maximum_is_answered"],
     },
     {
-        "name": "the server's hashed repeat ignores the seed",
-        "file": "server/nasbench_server/servicer.py",
-        "old": "index = hashed_repeat(key, epochs, request.seed)",
-        "new": "index = hashed_repeat(key, epochs, 0)",
+        "name": "the hashed repeat policy ignores the seed",
+        "file": "client/nasbench/_engine/answers.py",
+        "old": "index = repeat.index if repeat.mode == \"index\" else hashed_repeat(key, epochs, repeat.seed)",
+        "new": "index = repeat.index if repeat.mode == \"index\" else hashed_repeat(key, epochs, 0)",
         "tests": ["tests/server/test_service.py::test_hashed_repeat_by_value"],
     },
     {
@@ -242,16 +243,16 @@ HAND_MUTATIONS = [
     },
     {
         "name": "sample returns the first k rows instead of a uniform draw",
-        "file": "client/nasbench/engine.py",
+        "file": "client/nasbench/_engine/engine.py",
         "old": "return rng.choice(rows, size=k, replace=False)",
         "new": "return rows[:k]",
         "tests": ["tests/client/test_sampling.py"],
     },
     {
         "name": "repeat='all' charges repeat 0's time instead of the mean",
-        "file": "client/nasbench/api.py",
-        "old": 'charged = values[0] if policy != "all" else sum(values[0]) / len(values[0])',
-        "new": 'charged = values[0] if policy != "all" else values[0][0]',
+        "file": "client/nasbench/_surface.py",
+        "old": "charged = sum(values[0]) / len(values[0])",
+        "new": "charged = values[0][0]",
         "tests": ["tests/client/test_api.py::test_repeat_policies"],
     },
 ]
@@ -323,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     survivors_parser = commands.add_parser("survivors", help="surviving mutants of a module")
     survivors_parser.add_argument("module")
     survivors_parser.add_argument("--diff", action="store_true", help="show each mutant's diff")
-    commands.add_parser("hand", help="the seven hand-made mutations of issue 15, each must fail its test")
+    commands.add_parser("hand", help="the hand-made mutations (docs/mutation-testing.md), each must fail its test")
     args = parser.parse_args(argv)
     config = settings()
     modules = config["mutation"]["modules"]

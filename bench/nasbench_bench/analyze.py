@@ -86,7 +86,7 @@ def run(context: Context) -> ScenarioResult:
         from nasbench_experiments.analysis import columns
 
         started = time.perf_counter()
-        fetched = columns.from_server(context.address)
+        fetched = columns.load(context.address)
         elapsed = time.perf_counter() - started
         result.figures.append(summarize("analyze: every column from the server (QueryBatch)", [elapsed], "s"))
         result.params["server_cells"] = fetched.cells

@@ -1,9 +1,10 @@
 """A faithful in-process model of the original API's lookup path, built from the same data, for comparison.
 
-Reproduces, from the reference description (§1.2, §1.5, §2, §3), what the original ``NASBench.query`` does per
-call: build a ``ModelSpec`` (deep copies, Python loops for the upper-triangle check and pruning), check it,
-compute the MD5 hash with plain ``hashlib`` loops, look the hash up in dicts of per-hash dicts, deep-copy both
-statistics, draw ``random.randint(0, 2)``, build the result. Not the original code: a model of its costs.
+Reproduces what the original ``NASBench.query`` does per call (google-research/nasbench, ``nasbench/api.py`` and
+``nasbench/lib/model_spec.py``, ``graph_util.py``): build a ``ModelSpec`` (deep copies, Python loops for the
+upper-triangle check and pruning), check it, compute the MD5 hash with plain ``hashlib`` loops, look the hash up
+in dicts of per-hash dicts, deep-copy both statistics, draw ``random.randint(0, 2)``, build the result. Not the
+original code: a model of its costs.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from nasbench.engine import representative
+from nasbench import canonical
 from nasbench.lib import config
-from nasbench.store.layout import METRIC_FIELDS
-from nasbench.store.reader import Store
+from nasbench.types import METRIC_FIELDS, DatasetColumns
 
 
 class OriginalModelSpec:
@@ -97,31 +97,31 @@ def original_hash_module(matrix: np.ndarray, labeling: list[int]) -> str:
 
 
 class OriginalNASBench:
-    """The original in-memory layout (dicts of per-hash dicts) and query path, loaded from a store."""
+    """The original in-memory layout (dicts of per-hash dicts) and query path, loaded from a dataset's columns."""
 
     def __init__(
-        self, store: Store, seed: int | None = None, limit: int | None = None, rows: Sequence[int] | None = None
+        self, data: DatasetColumns, seed: int | None = None, limit: int | None = None, rows: Sequence[int] | None = None
     ) -> None:
-        """Load the first ``limit`` rows of the store (all by default), or exactly ``rows``."""
+        """Load the first ``limit`` rows of the columns (all by default), or exactly ``rows``."""
         self.config = config.build_config()
         random.seed(seed)
         self.fixed_statistics: dict[str, dict[str, Any]] = {}
         self.computed_statistics: dict[str, dict[int, list[dict[str, float]]]] = {}
-        self.valid_epochs = set(store.epochs)
+        self.valid_epochs = set(data.epochs)
         if rows is None:
-            rows = range(store.cells if limit is None else min(limit, store.cells))
+            rows = range(data.cells if limit is None else min(limit, data.cells))
         for row in rows:
-            module_hash = store.hashes[row].tobytes().hex()
-            metrics = store.metrics[row].tolist()
-            matrix, ops = representative(store.representatives.item(row))
+            module_hash = data.hashes[row].tobytes().hex()
+            metrics = data.metrics[row].tolist()
+            matrix, ops = canonical.decode(data.representatives.item(row))
             self.fixed_statistics[module_hash] = {
-                "module_adjacency": matrix.copy(),
-                "module_operations": list(ops),
-                "trainable_parameters": store.parameters.item(row),
+                "module_adjacency": matrix,
+                "module_operations": ops,
+                "trainable_parameters": data.parameters.item(row),
             }
             self.computed_statistics[module_hash] = {
                 epochs: [dict(zip(METRIC_FIELDS, run, strict=True)) for run in metrics[index]]
-                for index, epochs in enumerate(store.epochs)
+                for index, epochs in enumerate(data.epochs)
             }
         self.training_time_spent = 0.0
         self.total_epochs_spent = 0

@@ -8,17 +8,14 @@ import numpy as np
 from nasbench import canonical
 from nasbench.lib import config
 from nasbench.lib.model_spec import ModelSpec
-from nasbench.store.reader import Store
 from nasbench_bench.results import Context, ScenarioResult
-from nasbench_bench.specs import random_specs
+from nasbench_bench.specs import load_columns, random_specs
 from nasbench_bench.timing import per_call
 
 
 def run(context: Context) -> ScenarioResult:
     cells, rounds = (300, 5) if context.quick else (2000, 15)
-    store = Store.open(context.store)
-    specs = random_specs(store, cells, seed=0)
-    store.close()
+    specs = random_specs(load_columns(context.store), cells, seed=0)
     lists = [(m.tolist(), o) for m, o in specs]
     built = [ModelSpec(m, o) for m, o in specs]
     available = list(config.AVAILABLE_OPS)

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
-from nasbench.store.reader import Store
 from nasbench_bench import baseline
 from nasbench_bench.results import Context, ScenarioResult
+from nasbench_bench.specs import load_columns
 from nasbench_bench.timing import summarize
 
 _FIRST_QUERY = """
@@ -51,14 +51,13 @@ def run(context: Context) -> ScenarioResult:
             summarize(f"client launch to constructed, {label}", [o["construct_s"] for o in outcomes], "s")
         )
         result.figures.append(summarize(f"first query, {label}", [o["first_query_s"] * 1000 for o in outcomes], "ms"))
-    store = Store.open(context.store)
+    data = load_columns(context.store)
     rows = 20_000 if context.quick else None
     started = time.perf_counter()
-    loaded = baseline.OriginalNASBench(store, limit=rows)
+    loaded = baseline.OriginalNASBench(data, limit=rows)
     seconds = time.perf_counter() - started
     cells = len(loaded.fixed_statistics)
-    del loaded
-    store.close()
+    del loaded, data
     result.figures.append(summarize(f"baseline: load {cells} cells into the original's dicts", [seconds], "s"))
     result.ratios["baseline load / server to SERVING"] = seconds / min(to_serving)
     return result

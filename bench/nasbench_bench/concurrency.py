@@ -7,9 +7,10 @@ import multiprocessing
 import time
 from typing import Any
 
+from nasbench.transport import Transport
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_bench.results import Context, ScenarioResult
-from nasbench_bench.rpc import open_stub, random_keys, rss_mb
+from nasbench_bench.rpc import random_keys, rss_mb
 from nasbench_bench.timing import summarize
 
 CLIENTS = (1, 2, 4, 8, 16)
@@ -18,16 +19,15 @@ CLIENTS = (1, 2, 4, 8, 16)
 def client(args: tuple[str, list[int], float]) -> list[float]:
     """One client process: unary queries for ``duration`` seconds; per-call latencies in µs."""
     address, keys, duration = args
-    channel, stub = open_stub(address)
+    server = Transport(address)
     latencies = []
-    with channel:
-        deadline = time.perf_counter() + duration
-        i = 0
-        while time.perf_counter() < deadline:
-            started = time.perf_counter_ns()
-            stub.Query(pb.QueryRequest(cell=pb.CellRef(key=keys[i % len(keys)]), epochs=108))
-            latencies.append((time.perf_counter_ns() - started) / 1000.0)
-            i += 1
+    deadline = time.perf_counter() + duration
+    i = 0
+    while time.perf_counter() < deadline:
+        started = time.perf_counter_ns()
+        server.call("Query", pb.QueryRequest(cell=pb.CellRef(key=keys[i % len(keys)]), epochs=108))
+        latencies.append((time.perf_counter_ns() - started) / 1000.0)
+        i += 1
     return latencies
 
 

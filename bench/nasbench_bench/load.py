@@ -14,11 +14,11 @@ import sys
 import time
 from typing import Any
 
-import grpc
-
+from nasbench.errors import NasbenchError
+from nasbench.transport import Transport
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_bench.results import Context, ScenarioResult
-from nasbench_bench.rpc import open_stub, random_keys
+from nasbench_bench.rpc import random_keys
 from nasbench_bench.timing import summarize
 
 DEFAULTS = {"concurrency": 4, "duration": 10.0, "mix": "query=8,batch=1,sample=1", "rate": 0.0, "batch_size": 100}
@@ -59,32 +59,32 @@ def worker(args: tuple[Any, ...]) -> dict[str, Any]:
     interval = options["concurrency"] / options["rate"] if options["rate"] > 0 else 0.0
     latencies: dict[str, list[float]] = {name: [] for name in names}
     errors: dict[str, int] = {}
-    channel, stub = open_stub(address)
-    with channel:
-        started = time.perf_counter()
-        deadline, next_at = started + options["duration"], started
-        while time.perf_counter() < deadline:
-            if interval:
-                next_at += interval
-                pause = next_at - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-            kind = names[next(i for i, c in enumerate(cumulative) if rng.random() * total < c)]
-            begin = time.perf_counter_ns()
-            try:
-                if kind == "query":
-                    stub.Query(pb.QueryRequest(cell=pb.CellRef(key=rng.choice(keys)), epochs=108))
-                elif kind == "batch":
-                    stub.QueryBatch(pb.QueryBatchRequest(keys=rng.sample(keys, options["batch_size"]), epochs=108))
-                else:
-                    stub.Sample(pb.SampleRequest(k=10, seed=rng.getrandbits(63)))
-            except grpc.RpcError as error:
-                errors[error.code().name] = errors.get(error.code().name, 0) + 1
-                continue
-            latencies[kind].append((time.perf_counter_ns() - begin) / 1000.0)
-            with counter.get_lock():
-                counter.value += 1
-        elapsed = time.perf_counter() - started
+    server = Transport(address)
+    started = time.perf_counter()
+    deadline, next_at = started + options["duration"], started
+    while time.perf_counter() < deadline:
+        if interval:
+            next_at += interval
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        kind = names[next(i for i, c in enumerate(cumulative) if rng.random() * total < c)]
+        begin = time.perf_counter_ns()
+        try:
+            if kind == "query":
+                server.call("Query", pb.QueryRequest(cell=pb.CellRef(key=rng.choice(keys)), epochs=108))
+            elif kind == "batch":
+                request = pb.QueryBatchRequest(keys=rng.sample(keys, options["batch_size"]), epochs=108)
+                server.call("QueryBatch", request)
+            else:
+                server.call("Sample", pb.SampleRequest(k=10, seed=rng.getrandbits(63)))
+        except NasbenchError as error:
+            errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+            continue
+        latencies[kind].append((time.perf_counter_ns() - begin) / 1000.0)
+        with counter.get_lock():
+            counter.value += 1
+    elapsed = time.perf_counter() - started
     return {"latencies": latencies, "errors": errors, "elapsed": elapsed}
 
 

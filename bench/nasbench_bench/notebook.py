@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from nasbench import api
-from nasbench.store.reader import Store
 from nasbench_bench import baseline
 from nasbench_bench.results import Context, ScenarioResult
+from nasbench_bench.specs import load_columns
 from nasbench_bench.timing import summarize
 
 INPUT, OUTPUT = "input", "output"
@@ -121,7 +121,7 @@ def run_side(side: str, store_path: str, seeds: int, budget: float, rows: list[i
         nasbench: Any = api.NASBench(store_path, seed=0)
         spec_class: type = api.ModelSpec
     else:
-        nasbench = baseline.OriginalNASBench(Store.open(store_path), seed=0, rows=rows)
+        nasbench = baseline.OriginalNASBench(load_columns(store_path), seed=0, rows=rows)
         spec_class = baseline.OriginalModelSpec
     opened, opened_cpu = time.perf_counter(), time.process_time()
     experiment = Experiment(nasbench, spec_class)
@@ -153,17 +153,17 @@ def _side_process(side: str, store: str, seeds: int, budget: float, rows_file: P
 
 
 def _rows_of_cells(store_path: str, cells: list[list[str]]) -> list[int]:
-    """Store rows of the cells a run queried (given as stored adjacency hex and ops)."""
+    """Rows (of the dataset's columns) of the cells a run queried (given as stored adjacency hex and ops)."""
     from nasbench import canonical
 
-    store = Store.open(store_path)
     keys = []
     for adjacency, *ops in cells:
         matrix = np.frombuffer(bytes.fromhex(adjacency), dtype=np.int8).reshape(len(ops), len(ops))
         keys.append(canonical.canonical_key(matrix, ops))
-    rows = store.rows_of_keys(np.array(keys, dtype=np.uint64))
-    store.close()
-    return sorted(int(row) for row in rows if row >= 0)
+    every = load_columns(store_path).keys
+    wanted = np.array(keys, dtype=np.uint64)
+    positions = np.minimum(every.searchsorted(wanted), len(every) - 1)
+    return sorted(int(row) for row in positions[every[positions] == wanted])
 
 
 def run(context: Context) -> ScenarioResult:

@@ -23,13 +23,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nasbench import api
-from nasbench.store.reader import Store
 from nasbench_bench import baseline
 from nasbench_bench.results import Context, ScenarioResult
-from nasbench_bench.specs import random_specs
+from nasbench_bench.specs import load_columns, random_specs
 from nasbench_bench.timing import Stats, per_call, summarize
 
 _START_UP = """
@@ -74,11 +76,13 @@ def start_up(store: str, runs: int) -> tuple[list[dict[str, float]], list[float]
     return made, numpy_only
 
 
-def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | None) -> dict[str, list[float]]:
-    """In a fresh process: ``cells`` never-seen cells through ``query`` (ModelSpec included), then ``cells``
-    other never-seen cells through ``is_valid`` (specs built beforehand); µs per call, one call at a time."""
-    store = Store.open(store_path)
-    specs = random_specs(store, 2 * cells, seed=seed, rows=rows)
+def cold_side(side: str, store_path: str, specs_file: str, rows: int | None) -> dict[str, list[float]]:
+    """In a fresh process: never-seen cells (half of those in ``specs_file``) through ``query`` (ModelSpec
+    included), then the other half through ``is_valid`` (specs built beforehand); µs per call, one at a time. The
+    cells were chosen by the parent, so this process touches nothing of the store before its first query."""
+    with open(specs_file) as handle:
+        specs = [(np.array(matrix, dtype=np.int8), ops) for matrix, ops in json.load(handle)]
+    cells = len(specs) // 2
     queried, checked = specs[:cells], specs[cells:]
     nasbench: Any  # either side: the same query / is_valid / valid_epochs surface
     spec_class: Any
@@ -86,7 +90,7 @@ def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | Non
         nasbench = api.NASBench(store_path, seed=0)
         spec_class = api.ModelSpec
     else:
-        nasbench = baseline.OriginalNASBench(store, seed=0, limit=rows)
+        nasbench = baseline.OriginalNASBench(load_columns(store_path), seed=0, limit=rows)
         spec_class = baseline.OriginalModelSpec
     epochs = max(nasbench.valid_epochs)
     query_us = []
@@ -104,8 +108,8 @@ def cold_side(side: str, store_path: str, seed: int, cells: int, rows: int | Non
     return {"query_us": query_us, "is_valid_us": valid_us}
 
 
-def _cold_process(side: str, store: str, seed: int, cells: int, rows: int | None) -> dict[str, list[float]]:
-    command = [sys.executable, "-m", "nasbench_bench.query_local", "cold", side, store, str(seed), str(cells)]
+def _cold_process(side: str, store: str, specs_file: Path, rows: int | None) -> dict[str, list[float]]:
+    command = [sys.executable, "-m", "nasbench_bench.query_local", "cold", side, store, str(specs_file)]
     done = subprocess.run([*command, str(rows or 0)], capture_output=True, text=True, check=True)
     samples: dict[str, list[float]] = json.loads(done.stdout)
     return samples
@@ -114,9 +118,13 @@ def _cold_process(side: str, store: str, seed: int, cells: int, rows: int | None
 def cold(context: Context, result: ScenarioResult, cells: int, runs: int, rows: int | None) -> dict[str, float]:
     """Alternate fresh processes of ours and the baseline on the same never-seen cells; medians per call."""
     samples: dict[tuple[str, str], list[float]] = {}
+    data = load_columns(context.store)
     for run in range(runs):
+        specs_file = context.workdir / f"cold-specs-{run}.json"
+        chosen = random_specs(data, 2 * cells, seed=100 + run, rows=rows)
+        specs_file.write_text(json.dumps([(matrix.tolist(), ops) for matrix, ops in chosen]))
         for side in ("ours", "baseline"):
-            found = _cold_process(side, str(context.store), 100 + run, cells, rows)
+            found = _cold_process(side, str(context.store), specs_file, rows)
             for kind, values in found.items():
                 samples.setdefault((side, kind), []).extend(values)
     names = {
@@ -178,10 +186,10 @@ def run(context: Context) -> ScenarioResult:
 
     medians = cold(context, result, cold_cells, cold_runs, rows)
 
-    store = Store.open(context.store)
-    specs = random_specs(store, cells, seed=1, rows=rows)
+    data = load_columns(context.store)
+    specs = random_specs(data, cells, seed=1, rows=rows)
     started = time.perf_counter()
-    original = baseline.OriginalNASBench(store, seed=0, limit=rows)
+    original = baseline.OriginalNASBench(data, seed=0, limit=rows)
     load_s = time.perf_counter() - started
     result.figures.append(summarize(f"baseline load of {len(original.fixed_statistics)} cells", [load_s], "s"))
     nasbench = api.NASBench(context.store, seed=0)
@@ -205,7 +213,6 @@ def run(context: Context) -> ScenarioResult:
     result.figures.extend(timings.values())
     batch = per_call("query_batch, per batch", lambda chunk: nasbench.query_batch(chunk, epochs), [prebuilt], rounds)
     result.figures.append(summarize("query_batch, per cell", [batch.median / len(prebuilt)], "µs"))
-    store.close()
 
     cold_ratio = medians["baseline/query_us"] / medians["ours/query_us"]
     warm = timings["warm query, ModelSpec included"].median
@@ -242,11 +249,11 @@ def run(context: Context) -> ScenarioResult:
 
 
 def _main(argv: list[str]) -> int:
-    if len(argv) != 6 or argv[0] != "cold" or argv[1] not in ("ours", "baseline"):
-        print("usage: python -m nasbench_bench.query_local cold ours|baseline STORE SEED CELLS ROWS", file=sys.stderr)
+    if len(argv) != 5 or argv[0] != "cold" or argv[1] not in ("ours", "baseline"):
+        print("usage: python -m nasbench_bench.query_local cold ours|baseline STORE SPECS_JSON ROWS", file=sys.stderr)
         return 2
-    _, side, store, seed, cells, rows = argv
-    print(json.dumps(cold_side(side, store, int(seed), int(cells), int(rows) or None)))
+    _, side, store, specs_file, rows = argv
+    print(json.dumps(cold_side(side, store, specs_file, int(rows) or None)))
     return 0
 
 

@@ -6,75 +6,68 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
-import grpc
 import numpy as np
 
 from nasbench import api
-from nasbench.store.reader import Store
+from nasbench.transport import AsyncTransport, Transport
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_bench.results import Context, ScenarioResult
-from nasbench_bench.rpc import open_stub, random_keys
-from nasbench_bench.specs import random_specs
+from nasbench_bench.rpc import random_keys
+from nasbench_bench.specs import load_columns, random_specs
 from nasbench_bench.timing import per_call, summarize
 
 BATCH_SIZES = (1, 10, 100, 1000, 10000)
 
 
 def unary_vs_ping(address: str, keys: list[int], rounds: int, calls: int) -> dict[str, list[float]]:
-    channel, stub = open_stub(address)
+    """Per-call µs of an empty ``Ping`` and of ``Query`` through the client's transport, interleaved by round."""
+    server = Transport(address)
     requests = [pb.QueryRequest(cell=pb.CellRef(key=k), epochs=108) for k in keys]
     ping = pb.PingRequest()
     samples: dict[str, list[float]] = {"Ping": [], "Query": []}
-    with channel:
-        for i in range(100):
-            stub.Ping(ping)
-            stub.Query(requests[i % len(requests)])
-        for _ in range(rounds):
-            for _ in range(calls):
-                started = time.perf_counter_ns()
-                stub.Ping(ping)
-                samples["Ping"].append((time.perf_counter_ns() - started) / 1000.0)
-            for i in range(calls):
-                started = time.perf_counter_ns()
-                stub.Query(requests[i % len(requests)])
-                samples["Query"].append((time.perf_counter_ns() - started) / 1000.0)
+    for i in range(100):
+        server.call("Ping", ping)
+        server.call("Query", requests[i % len(requests)])
+    for _ in range(rounds):
+        for _ in range(calls):
+            started = time.perf_counter_ns()
+            server.call("Ping", ping)
+            samples["Ping"].append((time.perf_counter_ns() - started) / 1000.0)
+        for i in range(calls):
+            started = time.perf_counter_ns()
+            server.call("Query", requests[i % len(requests)])
+            samples["Query"].append((time.perf_counter_ns() - started) / 1000.0)
     return samples
 
 
 def stream_sync(address: str, keys: list[int], count: int) -> float:
-    channel, stub = open_stub(address)
+    server = Transport(address)
     requests = [
         pb.QueryRequest(cell=pb.CellRef(key=keys[i % len(keys)]), epochs=108, request_id=i) for i in range(count)
     ]
-    with channel:
-        list(stub.QueryStream(iter(requests[:100])))
-        started = time.perf_counter()
-        answered = sum(1 for _ in stub.QueryStream(iter(requests)))
-        return answered / (time.perf_counter() - started)
+    list(server.stream("QueryStream", iter(requests[:100])))
+    started = time.perf_counter()
+    answered = sum(1 for _ in server.stream("QueryStream", iter(requests)))
+    return answered / (time.perf_counter() - started)
 
 
 def stream_aio(address: str, keys: list[int], count: int) -> float:
     async def measure() -> float:
-        channel = grpc.aio.insecure_channel(address)
-        stub = pb_grpc.NasbenchStub(channel)
+        server = AsyncTransport(address)
         requests = [pb.QueryRequest(cell=pb.CellRef(key=keys[i % len(keys)]), epochs=108) for i in range(count)]
-        call = stub.QueryStream()
 
-        async def write() -> None:
+        async def feed() -> AsyncIterator[pb.QueryRequest]:
             for request in requests:
-                await call.write(request)
-            await call.done_writing()
+                yield request
 
         started = time.perf_counter()
-        writer = asyncio.ensure_future(write())
         answered = 0
-        while await call.read() is not grpc.aio.EOF:
+        async for _ in server.stream("QueryStream", feed()):
             answered += 1
-        await writer
         rate = answered / (time.perf_counter() - started)
-        await channel.close()
+        await server.close()
         return rate
 
     try:
@@ -88,18 +81,17 @@ def batch_costs(
     address: str, keys: list[int], sizes: tuple[int, ...], epochs: int, repeats: int
 ) -> dict[int, list[float]]:
     """µs per cell of QueryBatch (decoding included) by batch size, one sample per call."""
-    channel, stub = open_stub(address)
+    server = Transport(address)
     costs: dict[int, list[float]] = {}
-    with channel:
-        for size in sizes:
-            request = pb.QueryBatchRequest(keys=[keys[i % len(keys)] for i in range(size)], epochs=epochs)
-            stub.QueryBatch(request)
-            costs[size] = []
-            for _ in range(repeats):
-                started = time.perf_counter_ns()
-                response = stub.QueryBatch(request)
-                np.frombuffer(response.metrics, dtype="<f8")
-                costs[size].append((time.perf_counter_ns() - started) / 1000.0 / size)
+    for size in sizes:
+        request = pb.QueryBatchRequest(keys=[keys[i % len(keys)] for i in range(size)], epochs=epochs)
+        server.call("QueryBatch", request)
+        costs[size] = []
+        for _ in range(repeats):
+            started = time.perf_counter_ns()
+            response = server.call("QueryBatch", request)
+            np.frombuffer(response.metrics, dtype="<f8")
+            costs[size].append((time.perf_counter_ns() - started) / 1000.0 / size)
     return costs
 
 
@@ -139,9 +131,7 @@ def run(context: Context) -> ScenarioResult:
     result.figures.append(summarize("QueryBatch of 10000, all budgets, per cell", all_budgets, "µs"))
     result.target("QueryBatch cells/s (one budget)", best, "cells/s", 250_000, at_most=False)
 
-    store = Store.open(context.store)
-    specs = [api.ModelSpec(m, o) for m, o in random_specs(store, 200, seed=4)]
-    store.close()
+    specs = [api.ModelSpec(m, o) for m, o in random_specs(load_columns(context.store), 200, seed=4)]
     remote = api.NASBench(f"grpc://{context.address}", seed=0)
     remote.query_batch(specs)  # one round trip fills the cache
     cached = per_call("remote query of a cached cell", remote.query, specs, 5 if quick else 11)

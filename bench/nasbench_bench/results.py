@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasbench import files
 from nasbench_bench.timing import Stats
 
 SCHEMA = 1
@@ -120,11 +121,8 @@ def assemble(context: Context, scenarios: dict[str, ScenarioResult], manifest: d
 
 
 def write(results: dict[str, Any], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "results.json"
-    temp = path.with_suffix(".tmp")
-    temp.write_text(json.dumps(results, indent=2, sort_keys=False))
-    os.replace(temp, path)
+    files.write_atomically(path, lambda handle: handle.write(json.dumps(results, indent=2, sort_keys=False).encode()))
     return path
 
 

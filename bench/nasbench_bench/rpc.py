@@ -1,24 +1,14 @@
-"""Small helpers shared by the scenarios: channels, keys to ask for, processes and their memory."""
+"""Small helpers shared by the scenarios: keys to ask for, processes and their memory."""
 
 from __future__ import annotations
 
-import grpc
-
-from nasbench.backends.remote import channel_options, grpc_target
+from nasbench.transport import Transport
 from nasbench.v1 import nasbench_pb2 as pb
-from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-
-
-def open_stub(address: str) -> tuple[grpc.Channel, pb_grpc.NasbenchStub]:
-    """A channel as the drop-in client makes it (round-robin over several addresses, retries), and its stub."""
-    channel = grpc.insecure_channel(grpc_target(address), options=channel_options(256 << 20))
-    return channel, pb_grpc.NasbenchStub(channel)
 
 
 def random_keys(address: str, count: int, seed: int = 0) -> list[int]:
-    channel, stub = open_stub(address)
-    with channel:
-        return [cell.key for cell in stub.Sample(pb.SampleRequest(k=count, seed=seed)).cells]
+    """Keys of ``count`` random cells of the server's store."""
+    return [cell.key for cell in Transport(address).call("Sample", pb.SampleRequest(k=count, seed=seed)).cells]
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

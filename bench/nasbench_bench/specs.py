@@ -1,13 +1,26 @@
-"""Benchmark inputs: random cells of a store, each under a random relabelling that keeps it upper triangular."""
+"""Benchmark inputs: a dataset's columns, and random cells of it, each under a random relabelling that keeps it
+upper triangular."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 
-from nasbench import canonical
-from nasbench.store.reader import Store
+from nasbench import api, canonical
+from nasbench.types import DatasetColumns
+
+
+def load_columns(location: str | os.PathLike[str]) -> DatasetColumns:
+    """The whole dataset of a store or server (``NASBench.columns``), leaving Python's global ``random`` as it was."""
+    state = random.getstate()
+    nasbench = api.NASBench(location)
+    random.setstate(state)
+    try:
+        return nasbench.columns()
+    finally:
+        nasbench.close()
 
 
 def relabel(matrix: np.ndarray, ops: list[str], rng: random.Random) -> tuple[np.ndarray, list[str]]:
@@ -28,14 +41,14 @@ def relabel(matrix: np.ndarray, ops: list[str], rng: random.Random) -> tuple[np.
 
 
 def random_specs(
-    store: Store, count: int, seed: int = 0, rows: int | None = None
+    data: DatasetColumns, count: int, seed: int = 0, rows: int | None = None
 ) -> list[tuple[np.ndarray, list[str]]]:
-    """``count`` random cells among the first ``rows`` rows of the store, randomly relabelled (int8 arrays)."""
+    """``count`` random cells among the first ``rows`` rows of the columns, randomly relabelled (int8 arrays)."""
     rng = random.Random(seed)
-    limit = store.cells if rows is None else min(rows, store.cells)
+    limit = data.cells if rows is None else min(rows, data.cells)
     picked = rng.sample(range(limit), min(count, limit))
     specs = []
     for row in picked:
-        matrix, ops = canonical.decode(int(store.representatives[row]))
+        matrix, ops = canonical.decode(int(data.representatives[row]))
         specs.append(relabel(matrix, ops, rng))
     return specs

@@ -21,7 +21,8 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (workers, sizes, counts)."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
@@ -35,7 +36,7 @@ def add_build_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("source", type=Path, help="the .tfrecord file to read")
     parser.add_argument("store", type=Path, help="the store file to write (e.g. nasbench.lmdb)")
-    parser.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="parser processes")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="parser processes")
     parser.add_argument("--force", action="store_true", help="replace an existing store (atomically)")
 
 

@@ -1,4 +1,5 @@
-"""One dataset record: its JSON payload, its cell, its metrics (reference §1.2, §5). Pure functions.
+"""One dataset record: its JSON payload, its cell, its metrics (google-research/nasbench, ``nasbench/api.py`` and
+``nasbench/lib/model_metrics.proto``). Pure functions.
 
 A payload is UTF-8 JSON of ``[module_hash, epochs, adjacency, operations, base64(ModelMetrics)]``. Every
 function here raises ``ValueError`` with a message naming what is wrong; the reader adds file and record index.
@@ -21,9 +22,9 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from nasbench import canonical
+from nasbench._store.layout import METRIC_FIELDS
 from nasbench.lib import config
 from nasbench.lib.model_metrics_pb2 import ModelMetrics
-from nasbench.store.layout import METRIC_FIELDS
 
 _HEX = frozenset("0123456789abcdef")
 _OP_LABELS = canonical.OP_LABELS
@@ -56,6 +57,8 @@ def split_payload(payload: bytes) -> Payload:
         raise ValueError(f"payload is not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"payload is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:  # the decoder recurses per nesting level: no record nests more than one level
+        raise ValueError("payload is not a record: its JSON nests too deeply to decode") from None
     if type(fields) is not list or len(fields) != 5:
         shape = f"a list of {len(fields)}" if type(fields) is list else type(fields).__name__
         raise ValueError(f"payload must be a JSON list of 5 fields, got {shape}")

@@ -5,8 +5,9 @@ The file is cut into pieces at record boundaries; worker processes frame, CRC-ch
 main process groups records into cells (vectorized) and checks the groups. Every check fails with a
 ``SourceError`` naming the file, the record index and what is wrong.
 
-Kept, as the original API keeps them (reference §1.2): the first record's fixed statistics per hash, the file
-order of the three repeats per (hash, epochs), and the order of first appearance of hashes.
+Kept, as the original API keeps them (google-research/nasbench, ``nasbench/api.py``): the first record's fixed
+statistics per hash, the file order of the three repeats per (hash, epochs), and the order of first appearance of
+hashes.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from nasbench import canonical, space
+from nasbench._store import layout
 from nasbench.errors import SourceError
 from nasbench.lib import config
-from nasbench.store import layout
 from nasbench_builder import records, tfrecord
 
 log = logging.getLogger(__name__)

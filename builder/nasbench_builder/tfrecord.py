@@ -2,7 +2,7 @@
 
 Each record is ``uint64 length`` (little-endian), ``uint32 masked_crc32c(length bytes)``, ``length`` bytes of
 data, ``uint32 masked_crc32c(data)``; the mask is ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` mod 2**32 and
-CRC-32C is the Castagnoli polynomial (reference §1.3).
+CRC-32C is the Castagnoli polynomial (TensorFlow's ``tensorflow/core/lib/io/record_writer.cc``).
 
 Usage::
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from nasbench import canonical, space
+from nasbench._store import layout
+from nasbench._store.reader import Store
 from nasbench.errors import StoreCorruptError
-from nasbench.store import layout
-from nasbench.store.reader import Store
 
 
 def verify_store(path: str | os.PathLike[str], table: space.SpaceTable | None = None) -> dict[str, Any]:

@@ -23,10 +23,10 @@ import lmdb
 import numpy as np
 import xxhash
 
-from nasbench import __version__, canonical
+from nasbench import __version__, canonical, files
+from nasbench._store import layout
+from nasbench._store.reader import checksum
 from nasbench.errors import StoreError
-from nasbench.store import layout
-from nasbench.store.reader import checksum
 
 _TEMP_MARK = ".building-"
 _PAGE_HEADER = 16  # LMDB's page header on 64-bit systems: an overflow value starts 16 bytes into its page
@@ -165,10 +165,7 @@ def _write(temp: Path, path: Path, columns: dict[str, np.ndarray], manifest: dic
         txn.put(layout.MANIFEST_KEY, json.dumps(manifest, sort_keys=True).encode(), db=meta_db)
     if locate_arrays(temp, columns, page_size, expected=offsets) != offsets:
         raise StoreError("the arrays moved while the manifest was written")  # LMDB never moves live pages
-    with open(temp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
+    files.replace_atomically(temp, path)
 
 
 @contextlib.contextmanager
@@ -237,11 +234,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

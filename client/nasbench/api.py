@@ -17,38 +17,39 @@ Usage::
     data = nasbench.query(model_spec)            # the dict the original returns
     nasbench.get_budget_counters()               # (training time spent, epochs spent)
 
-What stays exactly as in the original (reference §1): the constructor seeds Python's global ``random`` and each
+What stays exactly as in the original (google-research/nasbench, ``nasbench/api.py``): the constructor seeds
+Python's global ``random`` and each
 successful ``query`` draws one ``random.randint(0, 2)`` to pick the repeat, so a seeded script gets the repeats
 the original gets; ``query`` returns the dataset's stored adjacency and ops (not the caller's matrix), the same
 keys in the same order, int8 adjacency, Python floats bit-identical to the data; failed queries change neither
 the budget nor the random stream; unknown hashes raise ``KeyError``; ``hash_iterator`` follows the file order.
 
-Deliberate differences (each where the original fails by accident; see the README's compatibility notes):
+Deliberate differences (each where the original fails by accident; see docs/compatibility.md):
 more than 7 vertices raises an error that is both ``OutOfDomainError`` and ``TypeError`` (the original raised
-a bare ``TypeError`` from a formatting bug) and ``is_valid`` returns False; ``evaluate`` raises
-``NotImplementedError`` (training needs TensorFlow); loading prints nothing (it takes milliseconds).
+a bare ``TypeError`` from a formatting bug) and ``is_valid`` returns False; ``evaluate`` trains in PyTorch
+(extra 'train', docs/network.md); loading prints nothing (it takes milliseconds).
 
-Extensions, all opt-in: ``query_batch``, ``sample``, ``neighbors``, ``optima``, and a ``repeat`` policy (below).
+Extensions, all opt-in: ``query_batch``, ``sample``, ``neighbors``, ``optima``, ``columns`` (the whole dataset in
+bulk), ``network_stats`` (parameters and FLOPs of the cell's network), and a ``repeat`` policy (below).
+``aio.AsyncNASBench`` is the same API for asyncio.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import random
 from collections.abc import Collection, Iterator, KeysView, Mapping, Sequence
 from typing import Any, TypeVar
 
-import numpy as np
-
-from nasbench import domain, errors, keytable
-from nasbench.backends.base import Backend
-from nasbench.datasets import open_backend
-from nasbench.engine import Cell, hashed_repeat, representative
+from nasbench import errors
+from nasbench._backends.base import DEFAULT_REPLICATE_AFTER, Backend
+from nasbench._backends.opening import open_backend
+from nasbench._cells import domain
+from nasbench._engine.engine import Cell, DatasetColumns
+from nasbench._engine.optima import DatasetOptimum
+from nasbench._surface import DEFAULT, Surface, digest
 from nasbench.lib import config
 from nasbench.lib import model_spec as _model_spec
-from nasbench.optima import DatasetOptimum
-from nasbench.store.layout import METRIC_FIELDS
 
 __all__ = [
     "CONV1X1",
@@ -84,152 +85,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-_POLICIES = ("random", "mean", "all", "hashed")
-_HALFWAY = slice(0, 4)
-_FINAL = slice(4, 8)
-_DEFAULT = object()  # "the policy given to the constructor"
 _Value = TypeVar("_Value")
 
 
-def _check_policy(repeat: Any) -> Any:
-    if repeat is None or repeat in _POLICIES:
-        return None if repeat == "random" else repeat
-    if isinstance(repeat, (int, np.integer)) and not isinstance(repeat, bool) and 0 <= repeat < config.NUM_REPEATS:
-        return int(repeat)
-    raise ValueError(
-        f"repeat must be None or 'random' (the original random draw), an index 0-{config.NUM_REPEATS - 1}, "
-        f"'mean', 'all' or 'hashed'; got {repeat!r}"
-    )
-
-
-class _Surface:
-    """What the synchronous and the asyncio API share: configuration, the budget, the random draw, the checks,
-    and turning cells into the original answers. Subclasses provide the cells."""
-
-    config: dict[str, Any]
-    valid_epochs: set[int]
-    history: dict[str, Any]
-    training_time_spent: float
-    total_epochs_spent: int
-
-    def _setup(self, seed: int | None, repeat: Any) -> None:
-        """The original's first steps (config, then the global seed), plus the extensions' state."""
-        self.config = config.build_config()
-        random.seed(seed)
-        keytable.table()  # every spec is named through the key table: map it now (computed once per machine)
-        self._repeat = _check_policy(repeat)
-        self._seed = 0 if seed is None else seed
-        self._sample_from: int | None = seed  # seeds the sampling generator, made on first use (importing
-        self._sample_rng: np.random.Generator | None = None  # numpy.random costs more than opening a store)
-
-    def _set_epochs(self, epochs: Sequence[int]) -> None:
-        self._epochs = tuple(epochs)
-        self._epoch_index = {budget: index for index, budget in enumerate(self._epochs)}
-        self.valid_epochs = domain.epoch_set(self._epochs)
-        self.history = {}
-        self.training_time_spent = 0.0
-        self.total_epochs_spent = 0
-
-    def is_valid(self, model_spec: ModelSpec) -> bool:
-        """True iff the spec passes the checks of the search domain (presence in the data is not checked)."""
-        try:
-            self._check_spec(model_spec)
-        except OutOfDomainError:
-            return False
-        return True
-
-    def get_budget_counters(self) -> tuple[float, int]:
-        """``(training_time_spent, total_epochs_spent)``."""
-        return self.training_time_spent, self.total_epochs_spent
-
-    def reset_budget_counters(self) -> None:
-        self.training_time_spent = 0.0
-        self.total_epochs_spent = 0
-
-    def evaluate(self, model_spec: ModelSpec, model_dir: str) -> dict[str, Any]:
-        """Training a cell from scratch needs the original TensorFlow code; it is not part of this package."""
-        raise NotImplementedError(
-            "NASBench.evaluate trains the model with TensorFlow 1.x; use the original google-research/nasbench "
-            "code for training. Query the dataset with query() instead."
-        )
-
-    def _check_spec(self, model_spec: ModelSpec) -> None:
-        domain.check_spec(model_spec, self.config)
-
-    def _hash_spec(self, model_spec: ModelSpec) -> str:
-        return model_spec.hash_spec(self.config["available_ops"])
-
-    def _check_epochs(self, epochs: Any) -> None:
-        try:
-            valid = epochs in self.valid_epochs
-        except TypeError:  # unhashable: the original failed with "unhashable type"
-            valid = False
-        if not valid:
-            raise domain.invalid_epochs(self.valid_epochs)
-
-    def _answer(self, cell: Cell, epochs: int, stop_halfway: bool, policy: Any) -> dict[str, Any]:
-        part = _HALFWAY if stop_halfway else _FINAL
-        if policy is None:  # the original: one draw from the global random module per successful query
-            index = random.randint(0, self.config["num_repeats"] - 1)
-            values = cell.metrics[self._epoch_index[epochs], index, part].tolist()
-            charged = values[0]
-        else:
-            runs = cell.metrics[self._epoch_index[epochs]]  # float64[3, 8]
-            if policy.__class__ is int:
-                values = runs[policy, part].tolist()
-            elif policy == "hashed":
-                values = runs[hashed_repeat(cell.key, epochs, self._seed), part].tolist()
-            elif policy == "mean":
-                values = runs[:, part].mean(axis=0).tolist()
-            else:  # "all": lists of the three repeats, charged as one run at the mean time
-                values = runs[:, part].T.tolist()
-            charged = values[0] if policy != "all" else sum(values[0]) / len(values[0])
-        matrix, ops = representative(cell.representative)
-        self.training_time_spent += charged
-        self.total_epochs_spent += epochs // 2 if stop_halfway else epochs
-        return {
-            "module_adjacency": matrix.copy(),
-            "module_operations": list(ops),
-            "trainable_parameters": cell.parameters,
-            "training_time": values[0],
-            "train_accuracy": values[1],
-            "validation_accuracy": values[2],
-            "test_accuracy": values[3],
-        }
-
-    def _fixed(self, cell: Cell) -> dict[str, Any]:
-        matrix, ops = representative(cell.representative)
-        return {
-            "module_adjacency": matrix.copy(),
-            "module_operations": list(ops),
-            "trainable_parameters": cell.parameters,
-        }
-
-    def _computed(self, cell: Cell) -> dict[int, list[dict[str, float]]]:
-        runs = cell.metrics.tolist()
-        return {
-            epochs: [dict(zip(METRIC_FIELDS, run, strict=True)) for run in runs[index]]
-            for index, epochs in enumerate(self._epochs)
-        }
-
-    def _spec_of(self, cell: Cell) -> ModelSpec:
-        matrix, ops = representative(cell.representative)
-        return ModelSpec(matrix.copy(), list(ops))
-
-    def _sample_seed(self, seed: int | None, filters: dict[str, Any]) -> int:
-        """Check the sample filters; the seed to draw with (from the object's own generator if None)."""
-        for name, value in filters.items():
-            if value is not None and not isinstance(value, (int, np.integer)) and len(value) == 0:
-                raise errors.InvalidSpecError(f"{name} is empty: pass None to allow any")
-        return int(self._sampling_rng().integers(2**63)) if seed is None else seed
-
-    def _sampling_rng(self) -> np.random.Generator:
-        if self._sample_rng is None:
-            self._sample_rng = np.random.default_rng(self._sample_from)
-        return self._sample_rng
-
-
-class NASBench(_Surface):
+class NASBench(Surface):
     """User-facing API for accessing the NAS-Bench-101 dataset.
 
     Args:
@@ -237,24 +96,30 @@ class NASBench(_Surface):
         ``.tfrecord`` file (built into a store next to it, or in the cache folder, the first time); a server
         address: ``grpc://host:port``, ``host:port``, several of those comma-separated, or ``unix:/path``; or
         ``"only108"`` / ``"full"``: the official file, downloaded (resumable, SHA-256 verified) and built into a
-        store in the cache folder the first time (needs the builder extra), opened directly afterwards. A path
-        that exists on disk wins over these names.
+        store in the cache folder the first time (needs the builder extra), opened directly afterwards; or
+        ``"synthetic"``: the embedded synthetic dataset, built once likewise. A path that exists on disk wins over
+        these names. The same text means the same thing to every entry point (``nasbench --store``/``--target``).
       seed: seeds Python's global ``random`` (None reseeds it from the OS), exactly as the original does.
       repeat: the default repeat policy of ``query``: None (the original random draw), an index 0-2 (always
         that repeat), ``'mean'`` (the mean over the three repeats), ``'all'`` (lists of the three values), or
         ``'hashed'`` (a repeat chosen from the cell, the budget and ``seed``: the same whatever the query
         order, and without touching ``random``). ``'mean'`` and ``'all'`` charge the budget one run, at the
         mean training time.
-      cache_dir: where stores built from .tfrecord files go when their folder is not writable; for ``"only108"``
-        and ``"full"``, the cache folder holding ``datasets/`` and ``stores/`` (default: $NASBENCH_CACHE_DIR or
-        ~/.cache/nasbench).
+      cache_dir: the cache folder (default: $NASBENCH_CACHE_DIR or ~/.cache/nasbench): downloads go to its
+        ``datasets/``, prepared stores to its ``stores/`` (a ``.tfrecord``'s store goes there only when the file's
+        own folder is not writable).
       token: for a server started with a token: sent as ``authorization: Bearer <token>``.
       tls_ca: for a TLS server with a private CA: the CA certificate (PEM path or bytes); ``grpcs://`` addresses
         use TLS with the system's roots otherwise.
       timeout: seconds per remote call (default 30); calls wait for a restarted server within it.
+      replicate_after: for a server: after this many cells fetched one at a time (cache misses), fetch the whole
+        dataset once in bulk and answer from that copy, as fast as a local store (up to 1 GiB of memory: 325 MB
+        for every budget of the space); None never does. Long studies pay a few seconds once instead of a round
+        trip per new cell.
 
     Raises:
-      StoreError: the store is missing, damaged or of an unknown schema.
+      StoreError: the store is missing, damaged or of an unknown schema (or must be built, and the builder extra
+        is not installed).
       ServiceUnavailableError: no server answers at the address.
       DownloadError: a named dataset could not be downloaded or verified.
     """
@@ -269,10 +134,11 @@ class NASBench(_Surface):
         token: str | None = None,
         tls_ca: str | os.PathLike[str] | bytes | None = None,
         timeout: float | None = None,
+        replicate_after: int | None = DEFAULT_REPLICATE_AFTER,
     ) -> None:
         self._setup(seed, repeat)
-        remote = {"token": token, "tls_ca": tls_ca, "timeout": timeout}
-        self._backend: Backend = open_backend(dataset_file, cache_dir, remote)
+        remote = {"token": token, "tls_ca": tls_ca, "timeout": timeout, "replicate_after": replicate_after}
+        self._backend: Backend = open_backend(dataset_file, cache_dir, **remote)
         self._set_epochs(self._backend.epochs)
         self.fixed_statistics: Mapping[str, dict[str, Any]] = FixedStatistics(self)
         self.computed_statistics: Mapping[str, dict[int, list[dict[str, float]]]] = ComputedStatistics(self)
@@ -280,7 +146,7 @@ class NASBench(_Surface):
     # --- the original surface -------------------------------------------------------------------------------
 
     def query(
-        self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT
+        self, model_spec: ModelSpec, epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = DEFAULT
     ) -> dict[str, Any]:
         """Fetch one training run of the cell (one of its three repeats) and charge it to the budget.
 
@@ -297,14 +163,14 @@ class NASBench(_Surface):
 
         Raises:
           OutOfDomainError: invalid epochs or a spec outside the space (original messages).
-          KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, issue #32).
+          KeyError: a valid spec whose cell is not in the data (e.g. a float matrix, google-research/nasbench#32).
         """
         self._check_epochs(epochs)
         key = domain.check_spec(model_spec, self.config)
         cell = None if key is None else self._backend.cell_by_key(key)
         if cell is None:
             cell = self._cell_of_unkeyed_spec(model_spec, key)
-        return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is _DEFAULT else _check_policy(repeat))
+        return self._answer(cell, epochs, stop_halfway, self._repeat if repeat is DEFAULT else self._policy(repeat))
 
     def hash_iterator(self) -> KeysView[str]:
         """Every hash of the dataset, in the order of first appearance in the source file."""
@@ -323,7 +189,7 @@ class NASBench(_Surface):
     # --- extensions ------------------------------------------------------------------------------------------
 
     def query_batch(
-        self, model_specs: Sequence[ModelSpec], epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = _DEFAULT
+        self, model_specs: Sequence[ModelSpec], epochs: int = 108, stop_halfway: bool = False, *, repeat: Any = DEFAULT
     ) -> list[dict[str, Any]]:
         """``[query(spec) for spec in model_specs]``, but all or nothing.
 
@@ -336,7 +202,7 @@ class NASBench(_Surface):
             results = nasbench.query_batch([spec_a, spec_b], epochs=36)
         """
         self._check_epochs(epochs)
-        policy = self._repeat if repeat is _DEFAULT else _check_policy(repeat)
+        policy = self._policy(repeat)
         keys = [domain.check_spec(spec, self.config) for spec in model_specs]
         found = iter(self._backend.cells_by_keys([key for key in keys if key is not None]))  # one round trip
         cells = []
@@ -365,16 +231,8 @@ class NASBench(_Surface):
 
             specs = nasbench.sample(100, num_vertices=7, ops={api.CONV3X3, api.MAXPOOL3X3})
         """
-        draw_seed = self._sample_seed(seed, {"num_vertices": num_vertices, "num_edges": num_edges, "ops": ops})
-        cells = self._backend.sample(
-            k,
-            draw_seed,
-            num_vertices=_as_collection(num_vertices),
-            num_edges=_as_collection(num_edges),
-            min_parameters=min_parameters,
-            max_parameters=max_parameters,
-            ops=ops,
-        )
+        draw_seed, where = self._sample_filter(seed, num_vertices, num_edges, min_parameters, max_parameters, ops)
+        cells = self._backend.sample(k, draw_seed, where)
         return [self._spec_of(cell) for cell in cells]
 
     def neighbors(self, model_spec: ModelSpec) -> list[ModelSpec]:
@@ -385,10 +243,7 @@ class NASBench(_Surface):
             for neighbor in nasbench.neighbors(spec):
                 nasbench.query(neighbor)
         """
-        key = domain.check_spec(model_spec, self.config)
-        if key is None:  # a cell only a hash can name is in no store: it has no neighbours there either
-            raise errors.UnknownCellError(self._hash_spec(model_spec))
-        return [self._spec_of(cell) for cell in self._backend.neighbors(key)]
+        return [self._spec_of(cell) for cell in self._backend.neighbors(self._neighbors_key(model_spec))]
 
     def optima(self) -> dict[int, DatasetOptimum]:
         """Per budget, the best mean (over the three repeats) validation and test accuracy of the data.
@@ -406,6 +261,31 @@ class NASBench(_Surface):
           ``{epochs: DatasetOptimum(epochs, validation_accuracy, validation_hash, test_accuracy, test_hash)}``.
         """
         return dict(self._backend.optima())
+
+    def columns(self) -> DatasetColumns:
+        """The whole dataset as columns, rows in ascending canonical key: keys, hashes, stored representatives,
+        trainable parameters and every metric (float64[cells, budgets, 3, 8]), with the store's source.
+
+        The bulk path of analyses: a local store gathers it in one pass; a server answers it with batched calls,
+        in the same order, so both give identical columns. Nothing is charged.
+
+        Example::
+
+            data = nasbench.columns()
+            data.metrics[:, data.epochs.index(108), :, 6].mean(axis=1)   # mean final validation accuracy
+        """
+        return self._backend.columns()
+
+    @property
+    def dataset_identity(self) -> str:
+        """The dataset this object answers from: its store's checksum (a remote client is pinned to it)."""
+        return self._backend.identity
+
+    @property
+    def dataset_source(self) -> dict[str, Any]:
+        """Where the dataset came from, as its store records it: the source file's ``name``, ``sha256`` and
+        ``records``, ``synthetic`` for generated data (then not NAS-Bench-101's results). A copy."""
+        return dict(self._backend.source)
 
     def close(self) -> None:
         """Release the store or the connection (also done at exit)."""
@@ -427,8 +307,8 @@ class NASBench(_Surface):
         return cell
 
     def _cell_of_hash(self, module_hash: Any) -> Cell:
-        digest = _digest(module_hash)
-        cell = None if digest is None else self._backend.cell_by_hash(digest)
+        found = digest(module_hash)
+        cell = None if found is None else self._backend.cell_by_hash(found)
         if cell is None:
             raise errors.UnknownCellError(module_hash)
         return cell
@@ -457,8 +337,8 @@ class _HashView(Mapping[str, _Value]):
         return len(self._nasbench._backend)
 
     def __contains__(self, module_hash: object) -> bool:
-        digest = _digest(module_hash)
-        return digest is not None and self._nasbench._backend.cell_by_hash(digest) is not None
+        found = digest(module_hash)
+        return found is not None and self._nasbench._backend.cell_by_hash(found) is not None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {len(self)} cells>"
@@ -477,17 +357,3 @@ class ComputedStatistics(_HashView[dict[int, list[dict[str, float]]]]):
 
     def __getitem__(self, module_hash: str) -> dict[int, list[dict[str, float]]]:
         return self._nasbench._computed(self._nasbench._cell_of_hash(module_hash))
-
-
-def _digest(module_hash: Any) -> bytes | None:
-    """The 16 bytes of a 32-character lowercase hex hash; None for anything else (which no dict key matches)."""
-    if type(module_hash) is not str or len(module_hash) != 32 or module_hash != module_hash.lower():
-        return None
-    try:
-        return bytes.fromhex(module_hash)
-    except ValueError:
-        return None
-
-
-def _as_collection(value: Collection[int] | int | None) -> Collection[int] | None:
-    return (value,) if isinstance(value, (int, np.integer)) else value

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from nasbench.backends.remote import STATS
+from nasbench._backends.transport import STATS
 from nasbench.errors import ConfigurationError
 
 try:

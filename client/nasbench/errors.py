@@ -4,7 +4,7 @@
 
     NasbenchError(Exception)
     ├── OutOfDomainError                  the original name (api.OutOfDomainError), original messages
-    │   └── TooManyVerticesError(TypeError)  >7 vertices: the original raised TypeError here (reference §1.7)
+    │   └── TooManyVerticesError(TypeError)  >7 vertices: the original raised TypeError here
     ├── InvalidSpecError(ValueError)      malformed matrix or ops; ``except ValueError`` still works
     ├── UnknownCellError(KeyError)        a hash or key absent from the data; args == (hash,)
     ├── StoreError
@@ -14,11 +14,14 @@
     ├── SourceError                       a dataset file that cannot be read or trusted (path, record index)
     ├── DownloadError                     a dataset file that could not be fetched or verified (network, HTTP
     │                                     status, truncated body, checksum, full disk); nothing left at the target
+    ├── CifarError                        the CIFAR-10 files for training are missing, damaged or not CIFAR-10
     ├── ConfigurationError(ValueError)    a setting that cannot work (e.g. a server exposed unprotected)
     └── RemoteError
         ├── ServiceUnavailableError       no server answered (after retries) or the deadline passed
         ├── RequestRejectedError          the server refused the request (limits, malformed message)
-        └── NotAuthorizedError            a missing or wrong token
+        ├── NotAuthorizedError            a missing or wrong token
+        ├── DatasetMismatchError          a server answering from another dataset than the one the client pinned
+        └── UsageError(RuntimeError)      a client used where it cannot work: closed, another event loop, a fork
 
 Subclassing the builtin that the original raised keeps old ``except`` clauses working.
 """
@@ -86,6 +89,10 @@ class DownloadError(NasbenchError):
     and what to do (resume, a mirror, or download elsewhere and ``nasbench build``)."""
 
 
+class CifarError(NasbenchError):
+    """The CIFAR-10 files are missing, damaged or not what they should be; the message says which and where."""
+
+
 class ConfigurationError(NasbenchError, ValueError):
     """A setting that cannot work: a server exposed beyond loopback unprotected, workers without a port."""
 
@@ -104,3 +111,13 @@ class RequestRejectedError(RemoteError):
 
 class NotAuthorizedError(RemoteError, PermissionError):
     """The server wants a token (or another one): pass ``token=`` to NASBench."""
+
+
+class DatasetMismatchError(RemoteError):
+    """A server holds another dataset than the one this client is pinned to (a replica serving another store, a
+    server restarted onto another store): no answer of it is used, and the message names both datasets."""
+
+
+class UsageError(RemoteError, RuntimeError):
+    """A client used where it cannot work: after ``close()``, from another event loop than the one it connected
+    in, or in a child process after ``fork`` (connect again there)."""

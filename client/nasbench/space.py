@@ -1,11 +1,12 @@
-"""The NAS-Bench-101 search space, enumerated exhaustively in the original order (reference §4.2).
+"""The NAS-Bench-101 search space: its cells in the original order, their original hashes, one-edit moves.
 
-The original generator visits, for V = 2..7, every upper-triangle bit pattern in ascending order, keeps the full
-DAGs with at most 9 edges, labels their interior vertices in ``itertools.product`` order and keeps the first
-labelled graph of each hash. Canonical keys sort in that very order and their minimum is that first labelled
-graph, so the cells of the space are exactly the labelled graphs that are their own canonical key, taken in
-ascending key order: no hashing is needed to find them. The original MD5 hashes are then computed once per
-cell (the expensive part, spread over processes) and kept in a small cache file.
+The original generator (google-research/nasbench, ``nasbench/scripts/generate_graphs.py``) visits, for V = 2..7,
+every upper-triangle bit pattern in ascending order, keeps the full DAGs with at most 9 edges, labels their
+interior vertices in ``itertools.product`` order and keeps the first labelled graph of each hash. Canonical keys
+(``nasbench.canonical``) sort in that very order and their minimum is that first labelled graph, so the cells of
+the space are exactly the labelled graphs that are their own canonical key, taken in ascending key order: no
+hashing is needed to find them. The original MD5 hashes are then computed once per cell (the expensive part,
+spread over processes) and kept in a small cache file.
 
 Usage::
 
@@ -13,6 +14,8 @@ Usage::
     cells = space.enumerate_cells()                 # keys (uint64) in enumeration order, no hashes
     table = space.load_space()                      # keys + original hashes, cached on disk
     table.hash_of_key(int(table.keys[0]))
+    space.neighbor_keys(key)                        # the cells one edit away (edge flip or op change)
+    graph = space.neighbor_graph(cells.keys)        # the same for many cells at once (CSR over their rows)
 """
 
 from __future__ import annotations
@@ -27,9 +30,34 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbench import canonical
-from nasbench.cache import default_cache_dir, write_atomically
+from nasbench import files
+from nasbench._cache import default_cache_dir
+from nasbench._cells import codes as canonical
+from nasbench._cells import keytable
+from nasbench._cells.moves import NeighborGraph, OpSwaps, neighbor_graph, neighbor_keys, op_swaps
 from nasbench.lib import config, graph_util
+
+__all__ = [
+    "NUM_CELLS",
+    "NUM_LABELLED_GRAPHS",
+    "Enumeration",
+    "NeighborGraph",
+    "OpSwaps",
+    "SpaceTable",
+    "compute_hashes",
+    "enumerate_cells",
+    "hex_digests",
+    "labelled_graphs",
+    "load_space",
+    "neighbor_graph",
+    "neighbor_keys",
+    "op_swaps",
+    "original_hash",
+    "representatives_digest",
+    "sorted_hashes_digest",
+    "structures",
+    "table_digests",
+]
 
 log = logging.getLogger(__name__)
 NUM_CELLS = 423_624
@@ -44,56 +72,37 @@ HASHES_SHA256 = "1f4a7db984f8bb44da50e51b6c7e830bd26a761a39d60997ef500b7610ef044
 _CACHE_FORMAT = 1
 
 
-def structures(num_vertices: int, max_edges: int = config.MAX_EDGES) -> np.ndarray:
-    """Upper-triangle codes, ascending, of the full DAGs with ``num_vertices`` vertices and ≤ max_edges edges."""
-    num_bits = num_vertices * (num_vertices - 1) // 2
-    bits = np.arange(1 << num_bits, dtype=np.uint32)
-    keep = np.bitwise_count(bits) <= max_edges
-    for vertex in range(num_vertices):
-        out_mask = sum(1 << canonical.edge_bit(vertex, dst) for dst in range(vertex + 1, num_vertices))
-        in_mask = sum(1 << canonical.edge_bit(src, vertex) for src in range(vertex))
-        if vertex < num_vertices - 1:
-            keep &= (bits & np.uint32(out_mask)) != 0
-        if vertex > 0:
-            keep &= (bits & np.uint32(in_mask)) != 0
-    return bits[keep]
-
-
-def _labellings(num_interior: int) -> np.ndarray:
-    """Every interior labelling in ``itertools.product`` order: int64[3**n, n]."""
-    rows = list(itertools.product(range(len(config.AVAILABLE_OPS)), repeat=num_interior))
-    return np.array(rows, dtype=np.int64).reshape(len(rows), num_interior)
-
-
-def _label_codes(labellings: np.ndarray) -> np.ndarray:
-    """Base-4 codes of labellings, first interior vertex most significant."""
-    num_interior = labellings.shape[1]
-    weights = 4 ** np.arange(num_interior - 1, -1, -1, dtype=np.int64)
-    codes: np.ndarray = labellings @ weights
-    return codes
+structures = canonical.structures
 
 
 def labelled_graphs(num_vertices: int, max_edges: int = config.MAX_EDGES) -> tuple[np.ndarray, np.ndarray]:
     """Every labelled graph the original generator meets at ``num_vertices``, in its order, with canonical keys.
 
     Returns ``(codes, keys)``, two ``uint64`` arrays: the code of each labelled graph (full DAG, at most
-    ``max_edges`` edges, every interior labelling) and the canonical key of its cell.
+    ``max_edges`` edges (at most 9), every interior labelling) and the canonical key of its cell, read from the key
+    table.
     """
-    labellings = _labellings(num_vertices - 2)
-    own = _label_codes(labellings)
-    codes, keys = [], []
-    for bits in structures(num_vertices, max_edges).tolist():
-        best_bits, orders = canonical.canonical_structure(num_vertices, bits)
-        best = np.minimum.reduce([_label_codes(labellings[:, list(order)]) for order in orders])
-        codes.append(own.astype(np.uint64) | np.uint64(_base(num_vertices, bits)))
-        keys.append(best.astype(np.uint64) | np.uint64(_base(num_vertices, best_bits)))
-    if not codes:
+    if not 0 <= max_edges <= config.MAX_EDGES:
+        raise ValueError(f"max_edges must be 0 to {config.MAX_EDGES}, got {max_edges}")
+    table = keytable.table()
+    structure = table.structures
+    vertices = (structure >> np.uint64(keytable.STRUCTURE_SHIFT)).astype(np.int64)
+    bits = structure & np.uint64((1 << keytable.STRUCTURE_SHIFT) - 1)
+    chosen = np.flatnonzero((vertices == num_vertices) & (np.bitwise_count(bits) <= max_edges))
+    if not len(chosen):
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
-    return np.concatenate(codes), np.concatenate(keys)
-
-
-def _base(num_vertices: int, bits: int) -> int:
-    return num_vertices << canonical.VERTICES_SHIFT | bits << canonical.BITS_SHIFT
+    interior = num_vertices - 2
+    labellings = 3**interior
+    weights = 4 ** np.arange(interior - 1, -1, -1, dtype=np.int64)
+    digits = np.array(list(itertools.product(range(len(config.AVAILABLE_OPS)), repeat=interior)), dtype=np.int64)
+    own = (digits.reshape(labellings, interior) @ weights).astype(np.uint64)  # label codes in product order
+    base = np.uint64(num_vertices) << np.uint64(canonical.VERTICES_SHIFT) | bits[chosen] << np.uint64(
+        canonical.BITS_SHIFT
+    )
+    codes = (base[:, None] | own[None, :]).ravel()
+    offsets = np.asarray(table.offsets, dtype=np.int64)[chosen]
+    keys = table.keys[(offsets[:, None] + np.arange(labellings)[None, :]).ravel()]
+    return codes, keys
 
 
 @dataclass(frozen=True)
@@ -232,7 +241,7 @@ def table_digests(keys: np.ndarray, hashes: np.ndarray) -> tuple[str, str]:
 
 
 def _write_cache(path: Path, table: SpaceTable) -> None:
-    write_atomically(path, lambda handle: np.savez(handle, keys=table.keys, hashes=table.hashes))
+    files.write_atomically(path, lambda handle: np.savez(handle, keys=table.keys, hashes=table.hashes))
 
 
 def hex_digests(digests: np.ndarray | bytes) -> list[str]:
@@ -242,7 +251,8 @@ def hex_digests(digests: np.ndarray | bytes) -> list[str]:
 
 
 def sorted_hashes_digest(hashes: np.ndarray) -> str:
-    """SHA-256 of the hex hashes sorted ascending and joined with newlines (reference §4.2)."""
+    """SHA-256 of the hex hashes sorted ascending and joined with newlines (a digest of the whole space that does not
+    depend on any order)."""
     import hashlib  # here: a client that never checks digests does without OpenSSL
 
     return hashlib.sha256("\n".join(sorted(hex_digests(hashes))).encode()).hexdigest()

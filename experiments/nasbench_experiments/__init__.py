@@ -1,4 +1,4 @@
-"""Studies and analyses over NAS-Bench-101: what users run with the service (DESIGN §11).
+"""Studies and analyses over NAS-Bench-101: what users run with the service (docs/compare.md, docs/analysis.md).
 
 - ``search``: search-space encodings (cells; the benchmark's NASCifar10A/B/C) and seeded optimizers that only
   see the drop-in ``api.NASBench`` (local store or server).

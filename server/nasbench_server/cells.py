@@ -1,6 +1,6 @@
 """Naming cells from the wire: a CellRef (key, hash, or spec) to a row of the store, with the original checks.
 
-Specs are rebuilt as ModelSpecs, pruned and checked by ``nasbench.domain`` exactly as the drop-in client does,
+Specs are rebuilt as ModelSpecs, pruned and checked by ``nasbench._cells.domain`` exactly as the drop-in client does,
 so a raw client gets the original messages. Every malformed field is an InvalidSpecError naming the field.
 """
 
@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import canonical, domain
-from nasbench._wire import NAME_OF_OP
-from nasbench.engine import Engine
+from nasbench._backends.wire import NAME_OF_OP
+from nasbench._cells import codes as canonical
+from nasbench._cells import domain
+from nasbench._engine.engine import Engine
 from nasbench.errors import InvalidSpecError, UnknownCellError
 from nasbench.lib import config
 from nasbench.lib.model_spec import ModelSpec
@@ -32,26 +33,25 @@ def row_of_ref(ref: pb.CellRef, engine: Engine, cfg: Mapping[str, Any], field: s
       UnknownCellError: a cell absent from the data; ``args[0]`` is its hash (hex), or its key.
     """
     kind = ref.WhichOneof("ref")
-    store = engine.store
     if kind is None:
         raise InvalidSpecError(f"{field} is required: set one of key, hash, hash_hex, packed, matrix")
     if kind == "key":
-        row = store.row_of_key(ref.key)
+        row = engine.row_of_key(ref.key)
         if row < 0:
             raise UnknownCellError(ref.key)
         return row
     if kind in ("hash", "hash_hex"):
         digest = _digest(ref, field)
-        row = store.row_of_hash(digest)
+        row = engine.row_of_hash(digest)
         if row < 0:
             raise UnknownCellError(digest.hex())
         return row
     spec = spec_of_packed(ref.packed, field) if kind == "packed" else spec_of_matrix(ref.matrix, field)
     key = domain.check_spec(spec, cfg)
-    row = -1 if key is None else store.row_of_key(key)
+    row = -1 if key is None else engine.row_of_key(key)
     if row < 0:
         module_hash = spec.hash_spec(cfg["available_ops"])
-        row = store.row_of_hash(bytes.fromhex(module_hash)) if key is None else -1
+        row = engine.row_of_hash(bytes.fromhex(module_hash)) if key is None else -1
         if row < 0:
             raise UnknownCellError(module_hash)
     return row

@@ -7,23 +7,21 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from nasbench.download import DATASETS
+from nasbench._backends.address import DATASET_NAMES
 from nasbench.errors import ConfigurationError
-from nasbench_server import app
+from nasbench_server import app, security, store_guard
 from nasbench_server.config import (
     DEFAULT_GRACE_S,
-    DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_LOG_LEVEL,
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_CONCURRENT_RPCS,
     DEFAULT_MAX_SAMPLE,
-    DEFAULT_PORT,
+    DEFAULT_STORE_GUARD,
     DEFAULT_WORKERS,
     ServerConfig,
 )
+from nasbench_server.endpoint import DEFAULT_HOST, DEFAULT_PORT
 
 _Default = TypeVar("_Default")
 
@@ -44,7 +42,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "variable NASBENCH_<NAME>. "
         "Beyond loopback the server needs a token or TLS, or an explicit --insecure."
     )
-    parser.add_argument("--store", type=Path, default=_env("STORE", None) or None, help="store file [NASBENCH_STORE]")
+    parser.add_argument(
+        "--store",
+        default=_env("STORE", None) or None,
+        help="a store file, an original .tfrecord file (built into a store once), or a dataset name "
+        "(only108, full, synthetic) [NASBENCH_STORE]",
+    )
     parser.add_argument("--host", default=_env("HOST", DEFAULT_HOST), help="address to bind, or unix:/path")
     parser.add_argument("--port", type=int, default=int(_env("PORT", DEFAULT_PORT)), help="0 picks a free port")
     parser.add_argument(
@@ -95,10 +98,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--dataset",
-        choices=list(DATASETS),
+        choices=list(DATASET_NAMES),
         default=_env("DATASET", None) or None,
-        help="serve an official dataset: downloaded (resumable, SHA-256 verified) and built once into the cache "
-        "folder, then reused [NASBENCH_DATASET]",
+        help="serve an official dataset (only108, full: downloaded, resumable, SHA-256 verified) or the embedded "
+        "synthetic one (the default), built once into the cache folder, then reused [NASBENCH_DATASET]",
     )
     parser.add_argument(
         "--dataset-url",
@@ -117,6 +120,29 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve Prometheus metrics at http://HOST:PORT/metrics (all workers summed) [NASBENCH_METRICS_PORT]",
     )
     parser.add_argument(
+        "--store-guard",
+        choices=store_guard.MODES,
+        default=_env("STORE_GUARD", DEFAULT_STORE_GUARD),
+        help="what keeps the bytes answers come from unchanged if the store file is written in place: 'lease' (a "
+        "read lease: writers wait until the server has stopped answering), 'copy' (a private copy in memory, the "
+        "store's size), 'auto' (default: lease where possible, else copy) or 'watch' (neither: a change stops the "
+        "answers within a second) [NASBENCH_STORE_GUARD]",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=float(_env("IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S)),
+        help="close a connection that carries no call for this many seconds; clients reconnect on their next "
+        "call [NASBENCH_IDLE_TIMEOUT]",
+    )
+    parser.add_argument(
+        "--max-connections-per-peer",
+        type=int,
+        default=_env("MAX_CONNECTIONS_PER_PEER", None) or None,
+        help="TCP connections one remote address may hold; past it the newest are closed (default: a quarter of "
+        "what the open-file limit allows) [NASBENCH_MAX_CONNECTIONS_PER_PEER]",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="open and verify the store (building the synthetic one if none is given), then exit",
@@ -128,9 +154,16 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"bad --workers {args.workers} or --port {args.port}")
     if args.metrics_port is not None and not 0 < args.metrics_port <= 65535:
         raise ConfigurationError(f"bad --metrics-port {args.metrics_port}: 1 to 65535")
+    if not args.idle_timeout > 0:
+        raise ConfigurationError(f"bad --idle-timeout {args.idle_timeout:g}: seconds, more than 0")
+    if args.max_connections_per_peer is not None and args.max_connections_per_peer < 1:
+        raise ConfigurationError(f"bad --max-connections-per-peer {args.max_connections_per_peer}: 1 or more")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
     _check_dataset(args)
+    if args.store_guard not in store_guard.MODES:
+        choices = ", ".join(store_guard.MODES)
+        raise ConfigurationError(f"NASBENCH_STORE_GUARD must be one of {choices}, got {args.store_guard!r}")
     if args.verify not in ("auto", "always"):
         raise ConfigurationError(f"NASBENCH_VERIFY must be 'auto' or 'always', got {args.verify!r}")
     token = _token(args.token_file)
@@ -153,6 +186,9 @@ def run_serve(args: argparse.Namespace) -> int:
         dataset_url=args.dataset_url,
         dataset_sha256=args.dataset_sha256,
         metrics_port=args.metrics_port,
+        idle_timeout_s=args.idle_timeout,
+        store_guard=args.store_guard,
+        max_connections_per_peer=args.max_connections_per_peer,
     )
     if args.prepare:
         app.prepare(config)
@@ -162,65 +198,39 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _token(token_file: Path | None) -> str | None:
     """The shared token: from the file, else NASBENCH_TOKEN; surrounding whitespace ignored, a blank one refused
-    (it would look like protection and protect nothing)."""
+    (it would look like protection and protect nothing), and one that gRPC metadata cannot carry refused."""
     if token_file is not None:
         try:
-            token = token_file.read_text().strip()
+            raw = token_file.read_bytes().strip()
         except OSError as exc:
             raise ConfigurationError(f"cannot read the token file {token_file}: {exc.strerror or exc}") from None
-        if not token:
+        if not raw:
             raise ConfigurationError(f"the token file {token_file} is empty")
-        return token
+        where = f"the token in {token_file}"
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            security.invalid_token(where, f"byte {exc.start + 1} is 0x{raw[exc.start]:02x}, not text")
+        return security.check_token(text, where)
     value = os.environ.get("NASBENCH_TOKEN", "")
     if value == "":  # unset, as shells and compose files write it
         return None
     if not value.strip():
         raise ConfigurationError("NASBENCH_TOKEN is set but blank: set a real token, or unset it")
-    return value.strip()
+    return security.check_token(value.strip(), "NASBENCH_TOKEN")
 
 
 def _check_dataset(args: argparse.Namespace) -> None:
     """The dataset flags (argparse checks choices of flags, not of environment defaults)."""
-    choices = ", ".join(DATASETS)
-    if args.dataset is not None and args.dataset not in DATASETS:
+    choices = ", ".join(DATASET_NAMES)
+    if args.dataset is not None and args.dataset not in DATASET_NAMES:
         raise ConfigurationError(f"unknown dataset {args.dataset!r} (NASBENCH_DATASET): expected one of {choices}")
     if args.dataset is not None and args.store is not None:
         raise ConfigurationError("pass either --store or --dataset (NASBENCH_STORE or NASBENCH_DATASET), not both")
     if args.dataset is None and (args.dataset_url or args.dataset_sha256):
         raise ConfigurationError("--dataset-url and --dataset-sha256 need --dataset (only108 or full)")
+    if args.dataset == "synthetic" and (args.dataset_url or args.dataset_sha256):
+        raise ConfigurationError("--dataset-url and --dataset-sha256 name a file to download: only108 or full")
 
 
-def add_health_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Exit 0 if the server reports SERVING on the standard gRPC health service, 1 otherwise: for Docker "
-        "HEALTHCHECK and Kubernetes exec probes. Health needs no token."
-    )
-    port = int(_env("PORT", DEFAULT_PORT))
-    parser.add_argument("--address", default=f"127.0.0.1:{port}", help="host:port (default 127.0.0.1:$NASBENCH_PORT)")
-    parser.add_argument("--tls-ca", type=Path, default=_env("TLS_CA", None), help="CA certificate for a TLS server")
-    parser.add_argument(
-        "--tls-server-name",
-        default=_env("TLS_SERVER_NAME", None),
-        help="name the TLS certificate was issued for, if not the address's host",
-    )
-    parser.add_argument("--timeout", type=float, default=3.0)
-
-
-def run_health(args: argparse.Namespace) -> int:
-    if args.tls_ca is not None:
-        options = [("grpc.ssl_target_name_override", args.tls_server_name)] if args.tls_server_name else []
-        credentials = grpc.ssl_channel_credentials(args.tls_ca.read_bytes())
-        channel = grpc.secure_channel(args.address, credentials, options=options)
-    else:
-        channel = grpc.insecure_channel(args.address)
-    with channel:
-        try:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
-        except grpc.RpcError as error:
-            print(f"{args.address}: {error.code().name}")
-            return 1
-    print(f"{args.address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)}")
-    return 0 if status.status == health_pb2.HealthCheckResponse.SERVING else 1
-
-
-COMMANDS = {"serve": (add_serve_arguments, run_serve), "health": (add_health_arguments, run_health)}
+COMMANDS = {"serve": (add_serve_arguments, run_serve)}

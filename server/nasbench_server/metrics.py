@@ -22,17 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 import os
 import shutil
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 from nasbench import __version__
@@ -151,7 +163,7 @@ def store_opened(engine: Any) -> None:
     """The store is open and the worker reports SERVING."""
     if not _enabled:
         return
-    manifest = engine.store.manifest
+    manifest = engine.manifest
     source = manifest.get("source", {})
     STORE.labels(
         source_sha256=source.get("sha256", ""),
@@ -338,6 +350,11 @@ def refresh() -> None:
 
 # --- the scrape endpoint ----------------------------------------------------------------------------------------
 
+MAX_SCRAPE_CONNECTIONS = 16  # open at once; more are answered 503 and closed at once
+SCRAPE_TIMEOUT_S = 5.0  # to send a request, and to read the answer; a connection slower than that is closed
+RENDER_EVERY_S = 1.0  # the exposition is rendered at most this often; scrapes in between get the same text
+MAX_REQUEST_BYTES = 8192
+
 
 def registry() -> CollectorRegistry:
     """What the endpoint serves: this process's registry, or the sum of the workers' files in multiprocess mode."""
@@ -348,23 +365,136 @@ def registry() -> CollectorRegistry:
     return merged
 
 
+def bind_hosts(host: str) -> list[str]:
+    """The addresses the endpoint listens on: those gRPC listens on for ``host`` (gRPC takes 0.0.0.0 and :: alike
+    as every IPv4 and IPv6 address; a name, as every address it resolves to); 127.0.0.1 for a unix socket."""
+    if host.startswith("unix:"):
+        return ["127.0.0.1"]
+    bare = host.strip("[]")
+    if bare in ("0.0.0.0", "::", ""):
+        return ["0.0.0.0", "::"] if socket.has_ipv6 else ["0.0.0.0"]
+    if bare == "localhost":  # gRPC takes it as both loopback addresses, whatever the resolver says
+        return ["127.0.0.1", "::1"] if socket.has_ipv6 else ["127.0.0.1"]
+    return [bare]
+
+
+class Endpoint:
+    """``/metrics`` over HTTP/1.1 on asyncio: one request per connection, at most ``MAX_SCRAPE_CONNECTIONS`` open
+    and each at most ``SCRAPE_TIMEOUT_S`` per step, the exposition rendered at most every ``RENDER_EVERY_S`` (off
+    the event loop). A flood of scrapes costs the process a bounded number of descriptors, no threads, and one
+    rendering per second."""
+
+    def __init__(self) -> None:
+        self._open = 0
+        self._text = b""
+        self._rendered = -RENDER_EVERY_S
+        self._rendering: asyncio.Future[bytes] | None = None
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        """Listen on ``host:port``.
+
+        Raises:
+          ConfigurationError: the port cannot be bound.
+        """
+        hosts = bind_hosts(host)
+        ipv4 = [name for name in hosts if ":" not in name]
+        try:
+            try:
+                self._server = await self._listen(hosts, port)
+            except OSError as exc:
+                if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or ipv4 in ([], hosts):
+                    raise
+                self._server = await self._listen(ipv4, port)  # IPv6 is off here: gRPC falls back the same way
+        except OSError as exc:
+            raise ConfigurationError(f"cannot serve metrics on {hosts[0]}:{port}: {exc.strerror or exc}") from None
+        log.info("metrics listening", extra={"address": f"{hosts[0]}:{port}", "path": "/metrics", "pid": os.getpid()})
+
+    async def _listen(self, hosts: list[str], port: int) -> asyncio.base_events.Server:
+        return await asyncio.start_server(
+            self._serve, hosts, port, reuse_address=True, backlog=128, limit=MAX_REQUEST_BYTES
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self._open >= MAX_SCRAPE_CONNECTIONS:
+                writer.write(_response(b"503 Service Unavailable", b"too many scrapes at once\n", b"text/plain"))
+                return
+            self._open += 1
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), SCRAPE_TIMEOUT_S)
+                writer.write(await self._answer(head))
+                await asyncio.wait_for(writer.drain(), SCRAPE_TIMEOUT_S)
+            finally:
+                self._open -= 1
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # a client gone, too slow or sending too much: its connection is closed, nothing else
+        finally:
+            writer.close()
+
+    async def _answer(self, head: bytes) -> bytes:
+        method, _, rest = head.partition(b" ")
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        if method != b"GET":
+            return _response(b"405 Method Not Allowed", b"only GET\n", b"text/plain")
+        if path not in (b"/metrics", b"/"):
+            return _response(b"404 Not Found", b"the metrics are at /metrics\n", b"text/plain")
+        return _response(b"200 OK", await self._exposition(), CONTENT_TYPE_LATEST.encode())
+
+    async def _exposition(self) -> bytes:
+        if time.monotonic() - self._rendered < RENDER_EVERY_S:
+            return self._text
+        if self._rendering is None:
+            self._rendering = asyncio.ensure_future(asyncio.to_thread(generate_latest, registry()))
+            try:
+                self._text = await self._rendering
+                self._rendered = time.monotonic()
+            finally:
+                self._rendering = None
+            return self._text
+        return await asyncio.shield(self._rendering)
+
+
+def _response(status: bytes, body: bytes, content_type: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: "
+        + content_type
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+
+
 def serve_http(host: str, port: int) -> Callable[[], None]:
-    """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns the function that stops it.
+    """Serve ``/metrics`` on ``host:port`` from a thread of its own (its own event loop: for the supervisor of
+    ``--workers N``, which serves no gRPC); returns the function that stops it.
 
     Raises:
       ConfigurationError: the port cannot be bound.
     """
-    bind = "127.0.0.1" if host.startswith("unix:") else host.strip("[]")
+    loop = asyncio.new_event_loop()
+    endpoint = Endpoint()
     try:
-        server, thread = start_http_server(port, addr=bind, registry=registry())
-    except OSError as exc:
-        raise ConfigurationError(f"cannot serve metrics on {bind}:{port}: {exc.strerror or exc}") from None
-    log.info("metrics listening", extra={"address": f"{bind}:{port}", "path": "/metrics", "pid": os.getpid()})
+        loop.run_until_complete(endpoint.start(host, port))
+    except BaseException:
+        loop.close()
+        raise
+    thread = threading.Thread(target=loop.run_forever, name="nasbench-metrics", daemon=True)
+    thread.start()
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
+        asyncio.run_coroutine_threadsafe(endpoint.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
 
     return stop
 

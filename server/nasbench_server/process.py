@@ -38,10 +38,13 @@ class ServerProcess:
         port: int = 0,
         extra: list[str] | None = None,
         env: dict[str, str] | None = None,
+        wrapper: list[str] | None = None,
     ) -> None:
+        """``wrapper``: a command the server runs under (e.g. ``setpriv`` to run it as another user)."""
         self.port_file = folder / f"port-{time.monotonic_ns()}"
         self.log = folder / f"server-{time.monotonic_ns()}.log"
         command = [
+            *(wrapper or []),
             sys.executable,
             "-m",
             "nasbench._cli",

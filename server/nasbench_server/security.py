@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -13,6 +13,11 @@ from nasbench.errors import ConfigurationError
 from nasbench_server.config import ServerConfig
 
 _OPEN_METHODS = "/grpc.health.v1.Health/"
+MAX_TOKEN_CHARS = 4096  # gRPC refuses request metadata past 8 KB by default (max_metadata_size), all headers together
+TOKEN_RULE = (
+    f"a token is 1 to {MAX_TOKEN_CHARS:,} visible ASCII characters (letters, digits, punctuation; no spaces or "
+    "control characters)"
+)
 
 
 def is_loopback(host: str) -> bool:
@@ -39,6 +44,27 @@ def check_exposure(config: ServerConfig) -> None:
     )
 
 
+def check_token(token: str, where: str) -> str:
+    """The token, if gRPC metadata can carry it in ``authorization: Bearer <token>`` (RFC 6750): visible ASCII
+    (RFC 5234 VCHAR), within the metadata size limit. Anything else would start a server whose every call fails
+    INTERNAL ('Invalid metadata') or is refused for its size.
+
+    Raises:
+      ConfigurationError: naming ``where`` the token came from, the first offending character (never the token
+        itself) and the rule.
+    """
+    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
+    if bad is not None:
+        invalid_token(where, f"character {bad + 1} is U+{ord(token[bad]):04X}")
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        invalid_token(where, f"it has {len(token):,} characters")
+    return token
+
+
+def invalid_token(where: str, problem: str) -> NoReturn:
+    raise ConfigurationError(f"{where} is not a valid token: {problem}; {TOKEN_RULE}")
+
+
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     if not (config.tls_cert and config.tls_key):
         return None
@@ -50,7 +76,7 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
     time)."""
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = f"Bearer {check_token(token, 'the server token')}".encode()
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)

@@ -1,10 +1,12 @@
 """The Nasbench service: decode a request, ask the engine, encode the answer. Nothing else.
 
 Small answers (microseconds) are computed on the event loop; big ones (batches and samples of more than
-``limits.INLINE_CELLS`` cells) on a worker thread, after taking their size from the answer budget, so health and
-small calls never wait behind them. Streams take a slot and end when their client stops reading. Errors leave
-through ``status.py``'s table. Until the store is open (and verified), and whenever it stops being trustworthy,
-every RPC but health answers UNAVAILABLE.
+``limits.INLINE_CELLS`` cells) on a lane's thread (``limits.Lanes``), in their client's turn and after taking
+their size from the answer budget, so health and small calls never wait behind them, nor medium calls behind
+heavy ones. Streams take a slot and end when their client stops reading or sending. An answer is sent only if
+the store's bytes stayed unchanged while it was computed (``store_guard``). Errors leave through ``status.py``'s
+table. Until the store is open (and verified), and whenever it stops being trustworthy, every RPC but health
+answers UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -15,35 +17,34 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeAlias
 
 import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from nasbench import __version__, _wire, domain
-from nasbench._wire import NAME_OF_OP, cell_data
-from nasbench.engine import Engine, hashed_repeat
+from nasbench import __version__
+from nasbench._backends import wire as _wire
+from nasbench._backends.wire import cell_data
+from nasbench._cells import domain
+from nasbench._engine.engine import Engine
+from nasbench._store.layout import NUM_REPEATS
 from nasbench.errors import (
+    DatasetMismatchError,
     InvalidSpecError,
     NasbenchError,
     OutOfDomainError,
     RequestRejectedError,
-    ServiceUnavailableError,
 )
 from nasbench.lib import config as nasbench_config
-from nasbench.store.layout import NUM_REPEATS
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_server import cells, limits, status
+from nasbench_server import cells, limits, status, store_guard
 from nasbench_server.config import DEFAULT_LIST_CHUNK, MAX_LIST_CHUNK, ServerConfig
 from nasbench_server.metrics import batch_size, cells_served  # Prometheus hooks (no-ops without --metrics-port)
 
 log = logging.getLogger("nasbench.server")
 _Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-_HALFWAY = slice(0, 4)
-_FINAL = slice(4, 8)
 
 
 class NasbenchServicer(pb_grpc.NasbenchServicer):
@@ -52,16 +53,17 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.engine: Engine | None = None
+        self.guard = store_guard.Guard()  # what keeps the store's bytes unchanged while answers are computed
         self.unavailable: str | None = _LOADING  # why calls are refused (None while serving)
         self.requests = 0
         self._cfg = nasbench_config.build_config()
-        self.answers = limits.AnswerBudget(config.answer_budget_bytes)
-        self.streams = limits.StreamSlots(config.max_streams)
+        self.answers = limits.Lanes(config.answer_budget_bytes)  # where big answers are computed, and their bytes
+        self.streams = limits.StreamSlots(config.max_streams, config.stream_stall_s)
         self.request_bytes = limits.RequestBytes()
-        self._heavy = ThreadPoolExecutor(max_workers=limits.HEAVY_THREADS, thread_name_prefix="nasbench-heavy")
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: Engine, guard: store_guard.Guard | None = None) -> None:
         self.engine = engine
+        self.guard = guard or store_guard.Guard()
         self._valid_epochs = domain.epoch_set(engine.epochs)
         self._epoch_index = {epochs: index for index, epochs in enumerate(engine.epochs)}
         self._all_epochs = tuple(engine.epochs)
@@ -72,7 +74,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         self.unavailable = reason
 
     def close(self) -> None:
-        self._heavy.shutdown(wait=False, cancel_futures=True)
+        self.answers.close()
 
     # --- helpers -----------------------------------------------------------------------------------------
 
@@ -80,6 +82,12 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         if self.unavailable is not None or self.engine is None:
             raise _NotReady(self.unavailable or _LOADING)
         return self.engine
+
+    def _intact(self, token: int) -> None:
+        """Raises _NotReady unless the store's bytes stayed what they were when ``token`` was taken (the answer
+        computed meanwhile is then not sent)."""
+        if not self.guard.intact(token):
+            raise _NotReady(_CHANGING)
 
     def _budgets(self, epochs: int) -> tuple[slice, tuple[int, ...]]:
         """The span of the epochs axis and its budgets: all for 0, else one (OutOfDomainError as the original)."""
@@ -92,67 +100,117 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
     def _cell(self, engine: Engine, row: int, budget: tuple[slice, tuple[int, ...]], into: Any = None) -> pb.CellData:
         span, epochs = budget
-        return cell_data(engine.cell(row, span), engine.store.hashes[row].tobytes(), epochs, into)
+        return cell_data(engine.cell(row, span), engine.digest(row), epochs, into)
 
     def _query(self, request: pb.QueryRequest) -> pb.QueryResponse:
         engine = self._ready()
         budget = self._budgets(request.epochs)
+        repeat = _wire.repeat_of(request)
         row = cells.row_of_ref(request.cell, engine, self._cfg)
         response = pb.QueryResponse(request_id=request.request_id)
         self._cell(engine, row, budget, into=response.cell)
         if request.epochs:
-            runs = engine.store.metrics[row, budget[0].start]  # float64[3, 8]
-            chosen = _select(runs, request, engine.store.keys.item(row), request.epochs)
             add = response.runs.add
-            for time_s, train, valid, test in chosen[:, _HALFWAY if request.stop_halfway else _FINAL].tolist():
+            for time_s, train, valid, test in engine.runs(row, request.epochs, repeat, request.stop_halfway).tolist():
                 add(training_time=time_s, train_accuracy=train, validation_accuracy=valid, test_accuracy=test)
         cells_served(request.epochs)
         return response
 
+    def _check_dataset(self, context: _Context) -> None:
+        """Refuse a client pinned to another dataset than this server's (``nasbench-dataset`` metadata)."""
+        engine = self.engine
+        if engine is None:
+            return
+        for key, value in context.invocation_metadata() or ():
+            if key == _wire.DATASET_KEY and value != engine.identity:
+                raise DatasetMismatchError(
+                    f"this server holds the dataset {_describe(engine)}, but the client is pinned to the dataset "
+                    f"with checksum {str(value)[:64]}: it connected to a server holding another store (a replica "
+                    "serving another store, or a server restarted onto another one); connect again to use this one"
+                )
+
     async def _guard(self, context: _Context, call: Callable[..., Any], *args: Any, cells: int = 0) -> Any:
-        """Run ``call``, mapping errors to statuses; answers of more than INLINE_CELLS cells are computed on the
-        worker thread once their size fits in the answer budget (given back when the call ends)."""
+        """Run ``call``, mapping errors to statuses; answers of more than INLINE_CELLS cells are computed on a lane
+        (``limits.Lanes``) once their turn comes and their size fits in its budget (given back when the call
+        ends)."""
         self.requests += 1
         try:
+            self._check_dataset(context)
             if cells <= limits.INLINE_CELLS:
-                return call(*args)
+                return self._checked(call, *args)
             self._ready()
-            taken = await self.answers.acquire(cells * limits.cell_answer_bytes(len(self._all_epochs)))
+            lane = self.answers.for_cells(cells)
+            deadline = _deadline(context)
+            ticket = lane.ticket(context.peer(), cells * limits.cell_answer_bytes(len(self._all_epochs)), deadline)
             # the stubs want an instance of their _DoneCallback class, which no callable is
-            context.add_done_callback(lambda _: self.answers.release(taken))  # type: ignore[arg-type]
-            return await self.off_loop(_serialized(_deadline(context), call), *args)
+            context.add_done_callback(lambda _: lane.release(ticket))  # type: ignore[arg-type]
+            return await lane.run(ticket, _serialized(deadline, call, self._checked), *args)
         except (_NotReady, NasbenchError) as exc:
             failure = _failure(exc)
         await _fail(context, failure)  # outside the except: the error, its frames and the request are freed
 
-    async def off_loop(self, call: Callable[..., Any], *args: Any) -> Any:
-        """``call(*args)`` on the worker thread, so the event loop keeps answering meanwhile."""
-        return await asyncio.get_running_loop().run_in_executor(self._heavy, call, *args)
+    def _checked(self, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, raising _NotReady if the store's bytes may have changed meanwhile (any thread)."""
+        token = self.guard.token()
+        answer = call(*args)
+        self._intact(token)
+        return answer
 
-    def _open_stream(self) -> _Failure | None:
-        """Take a stream slot; the failure to end the call with when there is none (or no store)."""
+    async def off_loop(self, context: _Context, cells: int, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)`` (work of about ``cells`` cells, holding no answer bytes) on a lane's thread in the
+        calling client's turn, so the event loop keeps answering meanwhile."""
+        lane = self.answers.for_cells(cells)
+        ticket = lane.ticket(context.peer(), 0)
+        try:
+            return await lane.run(ticket, call, *args)
+        finally:
+            lane.release(ticket)
+
+    def _open_stream(self, context: _Context) -> limits.Stream | _Failure:
+        """Take a stream slot for the calling client; the failure to end the call with when there is none (or no
+        store, or the client is pinned to another dataset)."""
         try:
             self._ready()
-            self.streams.take()
+            self._check_dataset(context)
+            return self.streams.take(context.peer())
         except (_NotReady, NasbenchError) as exc:
             return _failure(exc)
-        return None
 
-    async def _write(self, context: _Context, message: Any) -> None:
-        """Write one stream message; a client that reads nothing for the stall time loses the stream."""
+    async def _read(self, context: _Context, stream: limits.Stream) -> Any:
+        """The client's next message (or EOF); the slots' watch ends the stream if the client sends nothing."""
+        stream.wait(limits.READING)
+        message = await context.read()
+        stream.wait(None)
+        return message
+
+    async def _write(self, context: _Context, stream: limits.Stream, message: Any) -> None:
+        """Write one stream message; the slots' watch ends the stream if the client reads nothing."""
+        stream.wait(limits.WRITING)
+        await context.write(message)
+        stream.wait(None)
+
+    async def _streaming(self, context: _Context, stream: limits.Stream, body: Any) -> None:
+        """Run a stream's body in its slot; a stream the slots ended (idle, stalled, evicted) ends RESOURCE_EXHAUSTED
+        with the reason."""
+        failure = None
         try:
-            await asyncio.wait_for(context.write(message), self.config.stream_stall_s)
-        except asyncio.TimeoutError:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"the stream was ended: its client read nothing for {self.config.stream_stall_s:g} s",
-            )
+            await body
+        except asyncio.CancelledError:
+            if stream.ended is None:
+                raise  # the client went away
+            failure = _Failure(grpc.StatusCode.RESOURCE_EXHAUSTED, stream.ended, ())
+        except _NotReady as exc:
+            failure = _failure(exc)
+        finally:
+            self.streams.give_back(stream)
+        if failure is not None:
+            await _fail(context, failure)
 
     # --- RPCs --------------------------------------------------------------------------------------------
 
     # The generated base class types each RPC as returning its response message (or an iterator of them). The
     # overrides marked `type: ignore[override]` answer as app.service_handler expects instead: pre-encoded
-    # bytes (_wire.Encoded, or bytes serialized on the worker thread), or through the read/write stream API.
+    # bytes (_wire.Encoded, or bytes serialized on a lane's thread), or through the read/write stream API.
 
     async def Query(self, request: pb.QueryRequest, context: _Context) -> pb.QueryResponse:
         answer: pb.QueryResponse = await self._guard(context, self._query, request)
@@ -163,17 +221,15 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
     ) -> None:
         """Reads raw requests and writes answers with the read/write API (no generator layers per message):
         one message costs a fraction of the async-iterator form. A malformed message ends the stream."""
-        failure = self._open_stream()
-        if failure is not None:
-            await _fail(context, failure)
-        try:
-            await self._query_stream(context)
-        finally:
-            self.streams.give_back()
+        stream = self._open_stream(context)
+        if isinstance(stream, _Failure):
+            await _fail(context, stream)
+            return
+        await self._streaming(context, stream, self._query_stream(context, stream))
 
-    async def _query_stream(self, context: _Context) -> None:
+    async def _query_stream(self, context: _Context, stream: limits.Stream) -> None:
         while True:
-            raw = await context.read()
+            raw = await self._read(context, stream)
             if raw is grpc.aio.EOF:
                 return
             self.requests += 1
@@ -186,7 +242,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             if failure is not None:
                 await _fail(context, failure)
             try:
-                response = self._query(request)
+                response = self._checked(self._query, request)
             except _NotReady as exc:
                 failure = _failure(exc)
             except NasbenchError as exc:
@@ -198,7 +254,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
                 )
             if failure is not None:
                 await _fail(context, failure)
-            await self._write(context, response)
+            await self._write(context, stream, response)
 
     async def QueryBatch(  # type: ignore[override]
         self, request: pb.QueryBatchRequest, context: _Context
@@ -215,38 +271,15 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             raise RequestRejectedError(f"a batch of {count} cells exceeds the limit of {self.config.max_batch}")
         batch_size("QueryBatch", count)
         engine = self._ready()
-        span, epochs = self._budgets(request.epochs)
-        keys = np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys))
-        rows = engine.rows_of_keys(keys)
+        span, _ = self._budgets(request.epochs)
+        repeat = _wire.repeat_of(request)
+        rows = engine.rows_of_keys(np.fromiter(request.keys, dtype=np.uint64, count=len(request.keys)))
         if request.cells:
             extra = [self._row_or_absent(ref, engine, f"cells[{i}]") for i, ref in enumerate(request.cells)]
             rows = np.concatenate([rows, np.array(extra, dtype=np.int64)])
-        found = rows >= 0
-        safe = np.where(found, rows, 0)
-        store = engine.store
-        metrics = store.metrics[safe, span]  # [n, budgets, 3, 8]
-        if request.repeat != pb.REPEAT_ALL:
-            metrics = _select_batch(metrics, request, store.keys[safe], list(epochs))
-            metrics = metrics[..., _HALFWAY if request.stop_halfway else _FINAL]
-        columns = [store.keys[safe], store.representatives[safe], store.parameters[safe], store.hashes[safe]]
-        if not found.all():  # absent cells read as zeros
-            metrics = np.where(found[:, None, None, None], metrics, 0.0)
-            columns = [np.where(found.reshape(-1, *[1] * (c.ndim - 1)), c, 0).astype(c.dtype) for c in columns]
-        keys_out, representatives, parameters, hashes = columns
-        cells_served(request.epochs, int(found.sum()))
-        head = pb.QueryBatchResponse(count=count, epochs=epochs, repeats=metrics.shape[2], values=metrics.shape[3])
-        field = pb.QueryBatchResponse.DESCRIPTOR.fields_by_name
-        pieces = [head.SerializeToString()]
-        for name, column in (
-            ("found", found.astype(np.uint8)),
-            ("keys", keys_out),
-            ("representatives", representatives),
-            ("trainable_parameters", parameters),
-            ("hashes", hashes),
-            ("metrics", metrics),  # C order after the gather; the store is little-endian
-        ):
-            pieces += _wire.length_delimited(field[name].number, column.tobytes())
-        return _wire.Encoded(pieces)
+        batch = engine.batch(rows, span, repeat, request.stop_halfway)
+        cells_served(request.epochs, int(batch.found.sum()))
+        return _wire.batch_response(batch, count)
 
     def _row_or_absent(self, ref: pb.CellRef, engine: Engine, field: str) -> int:
         try:
@@ -269,18 +302,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
             raise RequestRejectedError(f"k = {request.k} exceeds the limit of {self.config.max_sample}")
         batch_size("Sample", request.k)
         engine = self._ready()
-        unknown = [op for op in request.ops if op not in NAME_OF_OP]
-        if unknown:
-            raise InvalidSpecError(f"ops has an unknown op value {unknown[0]}")
-        rows = engine.sample(
-            request.k,
-            np.random.default_rng(request.seed),
-            num_vertices=list(request.num_vertices) or None,
-            num_edges=list(request.num_edges) or None,
-            min_parameters=request.min_parameters if request.HasField("min_parameters") else None,
-            max_parameters=request.max_parameters if request.HasField("max_parameters") else None,
-            ops=[NAME_OF_OP[op] for op in request.ops] or None,
-        )
+        rows = engine.sample(request.k, np.random.default_rng(request.seed), _wire.sample_filter(request))
         every = self._budgets(0)
         cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, row, every) for row in rows.tolist()])
@@ -295,7 +317,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         engine = self._ready()
         row = cells.row_of_ref(request.cell, engine, self._cfg)
         every = self._budgets(0)
-        rows = engine.neighbors(engine.store.keys.item(row))
+        rows = engine.neighbors(engine.key(row))
         cells_served(0, len(rows))
         return _wire.cells_response([self._cell(engine, neighbor, every) for neighbor in rows.tolist()])
 
@@ -313,21 +335,24 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         """Writes the hashes in chunks (write API: each write waits until the client makes room for it)."""
         self.requests += 1
         chunk = request.chunk_size or DEFAULT_LIST_CHUNK
-        failure = (
+        stream = (
             _failure(InvalidSpecError(f"chunk_size must be 1 to {MAX_LIST_CHUNK}, got {chunk}"))
             if chunk > MAX_LIST_CHUNK
-            else self._open_stream()
+            else self._open_stream(context)
         )
-        if failure is not None:
-            await _fail(context, failure)
-        try:
-            engine = self._ready()  # no await since _open_stream: cannot fail here
-            hashes = engine.store.hashes
-            for start in range(min(request.start, engine.cells), engine.cells, chunk):
-                message = pb.ListCellsResponse(start=start, hashes=hashes[start : start + chunk].tobytes())
-                await self._write(context, message)
-        finally:
-            self.streams.give_back()
+        if isinstance(stream, _Failure):
+            await _fail(context, stream)
+            return
+        await self._streaming(context, stream, self._list_cells(context, stream, request.start, chunk))
+
+    async def _list_cells(self, context: _Context, stream: limits.Stream, start: int, chunk: int) -> None:
+        cells = self._ready().cells
+        for first in range(min(start, cells), cells, chunk):
+            engine = self._ready()  # suspended meanwhile: the stream ends UNAVAILABLE
+            token = self.guard.token()
+            message = pb.ListCellsResponse(start=first, hashes=engine.hashes_between(first, first + chunk))
+            self._intact(token)
+            await self._write(context, stream, message)
 
     async def GetInfo(self, request: pb.GetInfoRequest, context: _Context) -> pb.Info:
         answer: pb.Info = await self._guard(context, self._info)
@@ -335,7 +360,7 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
     def _info(self) -> pb.Info:
         engine = self._ready()
-        manifest = engine.store.manifest
+        manifest = engine.manifest
         return pb.Info(
             epochs=list(engine.epochs),
             cells=engine.cells,
@@ -356,25 +381,25 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
         return pb.PingResponse()
 
     async def GetOptima(self, request: pb.GetOptimaRequest, context: _Context) -> pb.GetOptimaResponse:
-        """The engine's optima (one pass over the metrics the first time, on the worker thread; then kept)."""
+        """The engine's optima (one pass over the metrics the first time, on the heavy lane; then kept)."""
         self.requests += 1
         failure = None
         try:
             engine = self._ready()
-        except _NotReady as exc:
+            self._check_dataset(context)
+        except (_NotReady, NasbenchError) as exc:
             failure = _failure(exc)
         if failure is not None:
             await _fail(context, failure)
-        found = await self.off_loop(engine.optima)
-        hashes = engine.store.hashes
+        found = await self.off_loop(context, engine.cells, self._checked, engine.optima)
         return pb.GetOptimaResponse(
             optima=[
                 pb.Optimum(
                     epochs=epochs,
                     validation_accuracy=best.validation_accuracy,
-                    validation_hash=hashes[best.validation_row].tobytes(),
+                    validation_hash=engine.digest(best.validation_row),
                     test_accuracy=best.test_accuracy,
-                    test_hash=hashes[best.test_row].tobytes(),
+                    test_hash=engine.digest(best.test_row),
                 )
                 for epochs, best in sorted(found.items())
             ]
@@ -382,14 +407,11 @@ class NasbenchServicer(pb_grpc.NasbenchServicer):
 
 
 _LOADING = "the store is still loading; retry shortly"
+_CHANGING = "the store file is being written by another process; not answering until it verifies again"
 
 
 class _NotReady(Exception):
     """The store is not open yet, or not trustworthy any more (the message says which)."""
-
-
-class _Expired(ServiceUnavailableError):
-    """The call's deadline passed while it waited for the worker thread."""
 
 
 def _deadline(context: _Context) -> float | None:
@@ -397,53 +419,23 @@ def _deadline(context: _Context) -> float | None:
     return None if remaining is None else time.monotonic() + remaining
 
 
-def _serialized(deadline: float | None, call: Callable[..., Any]) -> Callable[..., bytes]:
-    """``call`` returning its answer serialized (a big answer takes long to serialize: not on the event loop),
-    skipped (an error instead) when it starts after ``deadline``, as nobody waits for the answer then."""
+def _serialized(deadline: float | None, call: Callable[..., Any], checked: Callable[..., Any]) -> Callable[..., bytes]:
+    """``call`` returning its answer serialized (a big answer takes long to serialize: not on the event loop) and
+    ``checked`` (sent only if the store's bytes stayed unchanged), skipped (an error instead) when it starts after
+    ``deadline``, as nobody waits for the answer then."""
 
     def run(*args: Any) -> bytes:
         if deadline is not None and time.monotonic() > deadline:
-            raise _Expired("the deadline passed before the answer could be computed")
-        serialized: bytes = call(*args).SerializeToString()
+            raise limits.DeadlineExpiredError()
+        serialized: bytes = checked(lambda: call(*args).SerializeToString())
         return serialized
 
     return run
 
 
-def _check_repeat(request: Any) -> None:
-    if request.repeat not in (pb.REPEAT_ALL, pb.REPEAT_INDEX, pb.REPEAT_MEAN, pb.REPEAT_HASHED):
-        raise InvalidSpecError(f"repeat has an unknown value {request.repeat}")
-    if request.repeat == pb.REPEAT_INDEX and request.repeat_index >= NUM_REPEATS:
-        raise InvalidSpecError(f"repeat_index must be 0 to {NUM_REPEATS - 1}, got {request.repeat_index}")
-
-
-def _select(runs: np.ndarray, request: pb.QueryRequest, key: int, epochs: int) -> np.ndarray:
-    """The runs (float64[r, 8]) a repeat mode picks from the three of one budget."""
-    _check_repeat(request)
-    if request.repeat == pb.REPEAT_ALL:
-        return runs
-    if request.repeat == pb.REPEAT_INDEX:
-        return runs[request.repeat_index : request.repeat_index + 1]
-    if request.repeat == pb.REPEAT_MEAN:
-        mean: np.ndarray = runs.mean(axis=0, keepdims=True)
-        return mean
-    index = hashed_repeat(key, epochs, request.seed)
-    return runs[index : index + 1]
-
-
-def _select_batch(
-    metrics: np.ndarray, request: pb.QueryBatchRequest, keys: np.ndarray, epochs: list[int]
-) -> np.ndarray:
-    """``_select`` over [n, budgets, 3, 8]: one repeat per cell and budget."""
-    _check_repeat(request)
-    if request.repeat == pb.REPEAT_INDEX:
-        return metrics[:, :, request.repeat_index : request.repeat_index + 1]
-    if request.repeat == pb.REPEAT_MEAN:
-        mean: np.ndarray = metrics.mean(axis=2, keepdims=True)
-        return mean
-    key_list = keys.tolist()
-    picks = np.array([[hashed_repeat(k, e, request.seed) for e in epochs] for k in key_list], dtype=np.int64)
-    return np.take_along_axis(metrics, picks.reshape(len(key_list), len(epochs), 1, 1), axis=2)
+def _describe(engine: Engine) -> str:
+    source = engine.manifest.get("source", {})
+    return f"{source.get('name', '?')} ({engine.cells:,} cells, checksum {engine.identity})"
 
 
 class _Failure(NamedTuple):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from nasbench import _wire, errors
+from nasbench import errors
+from nasbench._backends import wire as _wire
 
 # Most specific first: the first matching class decides the code.
 STATUS_OF_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -15,6 +16,7 @@ STATUS_OF_ERROR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (errors.StoreError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.ServiceUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.NotAuthorizedError, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.DatasetMismatchError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.NasbenchError, grpc.StatusCode.INTERNAL),
 )
 ERROR_KIND_KEY = _wire.ERROR_KIND_KEY

@@ -25,6 +25,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from nasbench import files
 from nasbench_server.config import ServerConfig
 
 log = logging.getLogger("nasbench.server")
@@ -43,9 +44,11 @@ class Supervisor:
         worker_config: ServerConfig,
         workers: int,
         port_file: Path | None,
+        worker: Callable[[ServerConfig, Any, int], None],
         on_exit: Callable[[int], None] = lambda pid: None,
     ) -> None:
         self.config = worker_config
+        self._worker = worker  # a module-level function (spawned): serves, reports SERVING on the pipe it gets
         self._on_exit = on_exit  # told the pid of every worker that ended (its metrics are dropped)
         self.count = workers
         self.port_file = port_file
@@ -72,7 +75,7 @@ class Supervisor:
     def _start(self, index: int) -> None:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=worker_main, args=(self.config, send, os.getpid()), name=f"nasbench-worker-{index}"
+            target=self._worker, args=(self.config, send, os.getpid()), name=f"nasbench-worker-{index}"
         )
         process.start()
         send.close()
@@ -172,16 +175,7 @@ class Supervisor:
         return status
 
 
-def worker_main(config: ServerConfig, ready: Any, parent_pid: int) -> None:
-    """One worker: the one-process server, reporting SERVING to the supervisor, ending with its parent."""
-    from nasbench_server import app, logs
-
-    _die_with_parent()
-    logs.setup(config.log_level)
-    app.run_loop(app.serve(config, on_serving=lambda: ready.send(os.getpid()), parent_pid=parent_pid))
-
-
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask the kernel for SIGTERM when the supervisor dies (Linux); ``serve`` also checks the parent pid."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
@@ -198,6 +192,4 @@ def _describe(exitcode: int | None) -> str:
 
 def write_port(path: Path, port: int) -> None:
     """Write the port atomically (readers never see a half-written file)."""
-    temp = path.with_name(path.name + ".tmp")
-    temp.write_text(str(port))
-    os.replace(temp, path)
+    files.write_atomically(path, lambda handle: handle.write(str(port).encode()))

@@ -9,7 +9,7 @@ import pytest
 
 from nasbench import _cli
 from nasbench_bench import results
-from nasbench_bench.cli import SCENARIOS
+from nasbench_bench.cli import OPT_IN, SCENARIOS
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -43,7 +43,7 @@ def test_quick_run_against_a_server(server, full_store, tmp_path, capsys) -> Non
     assert code == 0, printed
     data = json.loads((out / "results.json").read_text())
     assert results.validate(data) == []
-    assert set(data["scenarios"]) == set(SCENARIOS)
+    assert set(data["scenarios"]) == set(SCENARIOS) - OPT_IN
     assert data["quick"] is True and data["target"] == server.address and data["store"]["cells"] == 423_624
     assert data["machine"]["cpus"] >= 1 and data["versions"]["grpcio"] != "absent"
     for scenario in data["scenarios"].values():
@@ -54,6 +54,7 @@ def test_quick_run_against_a_server(server, full_store, tmp_path, capsys) -> Non
     assert data["scenarios"]["build"]["params"]["small_round_trip_bit_identical"] is True
     assert data["scenarios"]["load"]["params"]["requests"] > 0 and not data["scenarios"]["load"]["params"]["errors"]
     assert data["scenarios"]["notebook"]["params"]["same_trajectories"] is True
+    assert data["scenarios"]["compare"]["params"]["identical_tables"] is True
     assert data["scenarios"]["memory"]["params"]["key_table_shared"] is True
     local = {f["name"] for f in data["scenarios"]["query_local"]["figures"]}
     assert {"cold query, ModelSpec included", "baseline cold query, ModelSpec included"} <= local
@@ -69,7 +70,7 @@ def test_quick_run_against_a_server(server, full_store, tmp_path, capsys) -> Non
         assert width > 300 and height > 200
     report = (out / "report.md").read_text()
     assert report.startswith("# nasbench-server benchmark report")
-    for name in SCENARIOS:
+    for name in set(SCENARIOS) - OPT_IN:
         assert f"## {name}" in report
     assert "| figure | unit | n | min | p50 | p90 | p99 | p99.9 | max |" in report
     assert "](remote_latency.png)" in report

@@ -120,6 +120,9 @@ CASES = [
     pytest.param(
         lambda p: [*p[:17], b'["28cfc7874f6d200472e1a9dcd8650aa0", 108', *p[18:]], "not valid JSON", 17, id="bad-json"
     ),
+    pytest.param(
+        lambda p: [*p[:18], b"[" * 100_000 + b"]" * 100_000, *p[19:]], "its JSON nests too deeply", 18, id="deep-json"
+    ),
     pytest.param(lambda p: p[:20] + p[21:], "has 2 repeats for .* epochs, expected 3", 19, id="fewer-repeats"),
     pytest.param(lambda p: [*p[:25], p[24], *p[25:]], "has more than 3 repeats", 27, id="more-repeats"),
     pytest.param(
@@ -248,7 +251,7 @@ def test_two_hashes_naming_one_cell_are_refused(tiny_tfrecord: Path, tmp_path: P
 @pytest.mark.parametrize(
     ("sha256", "official"),
     [
-        # reference §6: the two files of the dataset, recognized by their SHA-256
+        # the two files of the dataset (google-research/nasbench README.md), recognized by their SHA-256
         ("3d64db8180fb1b0207212f9032205064312b6907a3bbc81eabea10db2f5c7e9c", "nasbench_full.tfrecord"),
         ("4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1", "nasbench_only108.tfrecord"),
         ("0" * 64, None),

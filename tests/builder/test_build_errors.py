@@ -1,4 +1,4 @@
-"""Build failures are one clear line, found as early as possible, and leave nothing behind (issue 12, item 12)."""
+"""Build failures are one clear line, found as early as possible, and leave nothing behind."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nasbench import _cli
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 from nasbench_builder import tfrecord
 
 
@@ -75,7 +75,7 @@ def test_full_scale_108_file_builds_to_the_whole_space(tmp_path: Path) -> None:
         assert store.manifest["source"]["records"] == 1_270_872
         hexes = sorted(store.hashes[row].tobytes().hex() for row in range(store.cells))
         assert hashlib.sha256("\n".join(hexes).encode()).hexdigest() == (
-            "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"  # reference §4.2
+            "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"  # the original enumeration
         )
     finally:
         store.close()

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from nasbench import api
+from nasbench._store.reader import Store
 from nasbench.lib.model_metrics_pb2 import ModelMetrics
-from nasbench.store.reader import Store
 from nasbench_builder import source, synthetic, tfrecord, writer
 from tests.client.scenarios import SEED_0_REPEATS
 
@@ -119,7 +119,8 @@ def test_hash_iterator_and_statistics_follow_the_file(shuffled_store: Path, fact
 
 
 def test_seeded_repeats_pick_records_in_file_order(shuffled_store: Path, facts) -> None:
-    """With seed 0 the original picks repeats 1, 1, 0, 1, 2, ... (reference §1.6) of the file's records."""
+    """With seed 0 the original picks repeats 1, 1, 0, 1, 2, ... of the file's records
+    (random.randint(0, 2) in the original's nasbench/api.py)."""
     order, runs = facts
     nasbench = api.NASBench(shuffled_store, seed=0)
     spec_hash = order[17]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,7 +42,7 @@ def test_halfway_accuracy_is_below_the_final_one(small_synthetic) -> None:
 
 
 def test_training_time_at_108_epochs_spans_the_real_range(full_synthetic) -> None:
-    """Reference §2: 284 s to 5,411 s, median about 1,555 s (real data)."""
+    """The real data's range: 284 s to 5,411 s, median about 1,555 s (docs/synthetic-data.md, "Calibration")."""
     data = full_synthetic.dataset
     seconds = data.metrics[:, data.epochs.index(108), :, 4].mean(axis=1)
     assert 200 < seconds.min() < 400 and 4500 < seconds.max() < 6500 and 1400 < np.median(seconds) < 1700
@@ -69,28 +71,62 @@ def test_deterministic_by_seed_and_consistent_across_subsets(space_table, small_
     np.testing.assert_array_equal(budgets_4_36.dataset.metrics, small_synthetic.dataset.metrics[:, [0, 2]])
 
 
-def test_consistent_with_the_whole_space(space_table, small_synthetic, full_synthetic) -> None:
-    """A cell of the 5-vertex file has its values of the full-space file drawn with the same seed."""
-    if full_synthetic.dataset.source["seed"] != small_synthetic.dataset.source["seed"]:
-        full = synthetic.synthesize(seed=small_synthetic.dataset.source["seed"], table=space_table).dataset
-    else:
-        full = full_synthetic.dataset
+def test_consistent_with_the_whole_space(space_table, full_synthetic) -> None:
+    """A cell of a 5-vertex file has its values of the full-space file drawn with the same seed (the session's
+    full-space dataset, built once: only the 5-vertex subset is drawn here)."""
+    full = full_synthetic.dataset
+    subset = synthetic.synthesize(max_vertices=5, seed=full.source["seed"], table=space_table)
     rows = {k: r for r, k in enumerate(full.keys.tolist())}
-    picked = [rows[k] for k in small_synthetic.dataset.keys.tolist()]
-    assert full.metrics[picked].tobytes() == small_synthetic.dataset.metrics.tobytes()
+    picked = [rows[k] for k in subset.dataset.keys.tolist()]
+    assert full.metrics[picked].tobytes() == subset.dataset.metrics.tobytes()
+    assert full_synthetic.total_time[picked].tobytes() == subset.total_time.tobytes()
 
 
 def test_labelled_synthetic_and_versioned(small_synthetic) -> None:
     source = small_synthetic.dataset.source
     assert source["synthetic"] is True and source["synthetic_version"] == synthetic.SYNTHETIC_VERSION
-    assert source["seed"] == 3 and source["max_vertices"] == 5
+    assert source["seed"] == 3 and source["max_vertices"] == 5 and source["generator"] == synthetic.generator_digest()
     assert source["name"] == f"synthetic-v{synthetic.SYNTHETIC_VERSION}(seed=3)"
 
 
-def test_default_store_name_carries_the_synthetic_version(tmp_path) -> None:
-    from nasbench_server.default_store import default_store_path
+def test_a_changed_generator_gets_a_new_cached_store(tmp_path, monkeypatch) -> None:
+    """The embedded store's cache name carries the model version and the generator's digest: another revision of
+    the generator (here: one parameter changed) never finds the store of this one."""
+    from nasbench_builder import prepare
 
-    assert f"synthetic-v{synthetic.SYNTHETIC_VERSION}-" in default_store_path(tmp_path).name
+    path = prepare.dataset_store_path("synthetic", tmp_path)
+    assert f"synthetic-v{synthetic.SYNTHETIC_VERSION}-{synthetic.generator_digest()}-" in path.name
+    source = Path(synthetic.__file__).read_text()
+    changed = tmp_path / "synthetic.py"
+    changed.write_text(source.replace("_TEST_OFFSET, _TEST_NOISE = ", "_TEST_OFFSET, _TEST_NOISE = 0.001 + ", 1))
+    monkeypatch.setattr(synthetic, "__file__", str(changed))
+    synthetic.generator_digest.cache_clear()
+    try:
+        assert prepare.dataset_store_path("synthetic", tmp_path) != path
+    finally:
+        monkeypatch.undo()
+        synthetic.generator_digest.cache_clear()
+    assert prepare.dataset_store_path("synthetic", tmp_path) == path
+
+
+def test_the_embedded_store_is_served_while_its_manifest_names_this_generator(full_store: Path, tmp_path) -> None:
+    """The session's full store is the embedded one (its seed, this generator): copied to the embedded store's
+    cache path, it is served as is, not built again; its manifest names the version and the generator's digest."""
+    from nasbench._store.reader import Store
+    from nasbench_builder import prepare
+
+    target = prepare.dataset_store_path("synthetic", tmp_path)
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(full_store, target)
+    before = target.stat().st_mtime_ns
+    assert prepare.store_for_dataset("synthetic", tmp_path) == target and target.stat().st_mtime_ns == before
+    store = Store.open(target)
+    try:
+        source = store.manifest["source"]
+    finally:
+        store.close()
+    assert source["generator"] == synthetic.generator_digest() and source["seed"] == prepare.SYNTHETIC_SEED
+    assert source["synthetic_version"] == synthetic.SYNTHETIC_VERSION
 
 
 def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -> None:
@@ -101,7 +137,8 @@ def test_rows_in_sorted_hash_order_with_first_representatives(small_synthetic) -
 
 
 def test_parameters_match_known_real_cells() -> None:
-    """The parameter model reproduces the real counts quoted in the reference (§6, §7.3)."""
+    """The parameter model reproduces the real counts of the Inception cell of google-research/nasbench's README
+    and of the real data's best cell by mean test accuracy (hash 02e5a024…)."""
     keys = [canonical.canonical_key(*INCEPTION), canonical.canonical_key(*ISSUE_23)]
     assert synthetic.trainable_parameters(keys[0]) == 2_694_282
     assert synthetic.trainable_parameters(keys[1]) == 32_426_634

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from nasbench import _cli
+from nasbench._store import layout
+from nasbench._store.reader import Store
 from nasbench.errors import StoreCorruptError, StoreNotFoundError, StoreSchemaError
-from nasbench.store import layout
-from nasbench.store.reader import Store
 from nasbench_builder import verify, writer
 
 
@@ -184,7 +184,7 @@ def test_verify_rereads_a_file_whose_verification_was_recorded(
     small_store: Path, tmp_path: Path, monkeypatch, space_table
 ) -> None:
     """Opening skips the checksums of an unchanged file verified before; ``nasbench verify`` never does."""
-    from nasbench.store import integrity
+    from nasbench._store import integrity
 
     monkeypatch.setenv("NASBENCH_CACHE_DIR", str(tmp_path / "cache"))
     copy = _copy(small_store, tmp_path)

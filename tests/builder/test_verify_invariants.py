@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from nasbench import _cli, canonical
+from nasbench._store.reader import Store
 from nasbench.errors import StoreCorruptError
-from nasbench.store.reader import Store
 from nasbench_builder import verify, writer
 
 Columns = dict[str, np.ndarray]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from nasbench import _cli
+from nasbench._store.reader import Store
 from nasbench.errors import StoreError
-from nasbench.store.reader import Store
 from nasbench_builder import source, synthetic, verify, writer
 
 
@@ -216,7 +216,7 @@ def test_the_lmdb_databases_hold_the_arrays_and_the_manifest(tiny_synthetic, tmp
 
     import lmdb
 
-    from nasbench.store import layout
+    from nasbench._store import layout
 
     path = tmp_path / "s.lmdb"
     manifest = writer.write_store(tiny_synthetic.dataset, path)

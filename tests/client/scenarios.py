@@ -64,8 +64,8 @@ def repeat_index(nasbench: api.NASBench, model_spec: api.ModelSpec, result: dict
 
 
 def reference_hash(matrix, labeling) -> str:
-    """The original ``hash_module`` written out from the reference text (§3), independently of
-    ``nasbench.lib.graph_util``: an oracle for inputs whose hash the reference does not list."""
+    """The original ``hash_module`` (google-research/nasbench graph_util.py) written out from its description,
+    independently of ``nasbench.lib.graph_util``: an oracle for inputs whose hash no test vector lists."""
     import hashlib
 
     matrix = np.asarray(matrix)

@@ -1,18 +1,39 @@
-"""``nasbench.aio.AsyncNASBench``: the drop-in API as coroutines over a server, answering exactly as the
-synchronous API does on the local store (answers, errors, budget, and the draws from Python's global random)."""
+"""``nasbench.aio.AsyncNASBench``: the drop-in API as coroutines over a server or a store, answering exactly as
+the synchronous API does on the local store (answers, errors, budget, and the draws from Python's global random)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nasbench import aio, api
+from nasbench._backends import remote
 from nasbench.errors import ServiceUnavailableError, TooManyVerticesError, UnknownCellError
 from nasbench.v1 import nasbench_pb2 as pb
-from tests.client.scenarios import INCEPTION, INCEPTION_HASH, ISSUE_32, SEED_0_REPEATS, I, O, spec
+from nasbench_builder import prepare
+from tests.client.scenarios import (
+    AVAILABLE,
+    C3,
+    INCEPTION,
+    INCEPTION_HASH,
+    ISSUE_32,
+    MP,
+    SEED_0_REPEATS,
+    I,
+    O,
+    spec,
+)
+
+
+@pytest.fixture(params=["store", "server"])
+def location(request: pytest.FixtureRequest, full_store: Path) -> str:
+    """Where an AsyncNASBench connects: the full synthetic store, or the server holding it."""
+    return str(full_store) if request.param == "store" else request.getfixturevalue("server_address")
 
 
 def _same(a, b) -> None:
@@ -85,10 +106,10 @@ def test_seeded_repeats_and_the_cache(server_address) -> None:
             model_spec = spec(*INCEPTION)
             times = [(await nasbench.query(model_spec))["training_time"] for _ in SEED_0_REPEATS]
             _, computed = await nasbench.get_metrics_from_spec(model_spec)
-            before = (await nasbench._call("GetInfo", pb.GetInfoRequest())).requests_served
+            before = (await nasbench._backend.transport.call("GetInfo", pb.GetInfoRequest())).requests_served
             for _ in range(50):
                 await nasbench.query(model_spec, epochs=4)
-            after = (await nasbench._call("GetInfo", pb.GetInfoRequest())).requests_served
+            after = (await nasbench._backend.transport.call("GetInfo", pb.GetInfoRequest())).requests_served
             return times, [run["final_training_time"] for run in computed[108]], before, after
 
     times, runs, before, after = asyncio.run(run())
@@ -157,7 +178,95 @@ def test_unknown_hash_and_bad_epochs(server_address) -> None:
 def test_no_server_is_named(monkeypatch) -> None:
     from nasbench_server.process import free_ports
 
-    monkeypatch.setattr(aio, "DEFAULT_CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(remote, "DEFAULT_CONNECT_TIMEOUT_S", 1.0)
     address = f"grpc://127.0.0.1:{free_ports()[0]}"
     with pytest.raises(ServiceUnavailableError, match=f"no nasbench server answered at {address}"):
         asyncio.run(aio.AsyncNASBench.connect(address))
+
+
+def _plain(results: list[dict]) -> list[dict]:
+    return [{**result, "module_adjacency": result["module_adjacency"].tolist()} for result in results]
+
+
+def test_query_batch_defaults_and_policies_follow_query(location: str) -> None:
+    """As the synchronous API's: the defaults (108 epochs, the constructor's repeat policy), each explicit policy
+    at the halfway point, all or nothing for a cell only a hash names (absent: KeyError, nothing charged), and a
+    reordered op order naming every cell by the hash of its relabelled self."""
+    specs = [spec(*INCEPTION), spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, MP, O])]
+    float_matrix = spec(np.array(INCEPTION[0], dtype=float), INCEPTION[1])  # hashes differently: absent
+
+    async def run() -> None:
+        async with await aio.AsyncNASBench.connect(location, seed=4, repeat=2) as nasbench:
+            batch = await nasbench.query_batch(specs)
+            assert _plain(batch) == _plain([await nasbench.query(s) for s in specs])
+            _, computed = await nasbench.get_metrics_from_spec(specs[0])
+            assert batch[0]["training_time"] == computed[108][2]["final_training_time"]  # repeat=2
+            for policy in ("mean", "all", 1, "hashed"):
+                batch = await nasbench.query_batch(specs, epochs=12, stop_halfway=True, repeat=policy)
+                single = [await nasbench.query(s, epochs=12, stop_halfway=True, repeat=policy) for s in specs]
+                assert _plain(batch) == _plain(single)
+            spent = nasbench.get_budget_counters()
+            for absent_first in ([float_matrix, specs[0]], [specs[0], float_matrix]):
+                with pytest.raises(KeyError) as info:
+                    await nasbench.query_batch(absent_first)
+                assert info.value.args[0] == float_matrix.hash_spec(AVAILABLE)
+            assert nasbench.get_budget_counters() == spent
+            nasbench.config["available_ops"] = list(reversed(AVAILABLE))
+            [relabelled] = await nasbench.query_batch([specs[0]], repeat=1)
+            swapped = spec(INCEPTION[0], [{C3: MP, MP: C3}.get(op, op) for op in INCEPTION[1]])
+            fixed, computed = await nasbench.get_metrics_from_hash(swapped.hash_spec(AVAILABLE))
+            assert relabelled["module_operations"] == fixed["module_operations"] != INCEPTION[1]
+            assert relabelled["training_time"] == computed[108][1]["final_training_time"]
+            assert (await nasbench.query(specs[0], repeat=1))["training_time"] == relabelled["training_time"]
+
+    asyncio.run(run())
+
+
+def test_sample_and_optima_are_the_synchronous_apis(location: str, full_store: Path) -> None:
+    """Every filter keyword reaches the draw; one cell by default; unseeded draws continue the constructor's
+    generator."""
+    filters = {
+        "num_vertices": [5, 6],
+        "num_edges": [5],
+        "min_parameters": 1_000_000,
+        "max_parameters": 3_000_000,
+        "ops": [C3, MP],
+    }
+    hashes = lambda specs: [s.hash_spec(AVAILABLE) for s in specs]  # noqa: E731
+    local = api.NASBench(full_store, seed=8)
+    expected = [
+        hashes(local.sample()),
+        hashes(local.sample(5, seed=2, **filters)),
+        hashes(local.sample(3, **filters)),
+        local.optima(),
+    ]
+
+    async def run() -> list:
+        async with await aio.AsyncNASBench.connect(location, seed=8) as nasbench:
+            return [
+                hashes(await nasbench.sample()),
+                hashes(await nasbench.sample(5, seed=2, **filters)),
+                hashes(await nasbench.sample(3, **filters)),
+                await nasbench.optima(),
+            ]
+
+    assert asyncio.run(run()) == expected
+
+
+def test_connect_prepares_a_tfrecord_in_the_cache_folder(tiny_tfrecord: Path, tmp_path: Path, monkeypatch) -> None:
+    """Beside a read-only source, as ``api.NASBench`` does: the store is built in ``cache_dir``."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    source = folder / "data.tfrecord"
+    shutil.copy2(tiny_tfrecord, source)
+    monkeypatch.setattr(prepare.os, "access", lambda path, mode: False)  # as for a user without write access
+
+    async def run() -> int:
+        async with await aio.AsyncNASBench.connect(source, cache_dir=tmp_path / "cache") as nasbench:
+            return len(nasbench)
+
+    assert asyncio.run(run()) == 91
+    assert [p.name for p in (tmp_path / "cache" / "stores").glob("data-*.lmdb")] == [
+        f"data-{source.stat().st_size}.lmdb"
+    ]
+    assert not (folder / "data.lmdb").exists()

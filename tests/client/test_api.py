@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 import math
 import random
+import sys
 
 import numpy as np
 import pytest
 
 from nasbench import api, canonical
-from nasbench.errors import TooManyVerticesError, UnknownCellError
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
+from nasbench.errors import ConfigurationError, InvalidSpecError, TooManyVerticesError, UnknownCellError
 from tests.client.scenarios import (
     AVAILABLE,
     C1,
@@ -99,7 +100,8 @@ def test_query_returns_the_original_shape_and_the_stored_values(open_nasbench, s
 
 
 def test_seeded_repeats_follow_the_original_sequence(open_nasbench) -> None:
-    """seed=0 gives repeats 1,1,0,1,2,1,1,1,1,1,2,0 (reference §1.6)."""
+    """seed=0 gives repeats 1,1,0,1,2,1,1,1,1,1,2,0 (random.randint(0, 2) in google-research/nasbench
+    nasbench/api.py)."""
     nasbench = open_nasbench(seed=0)
     model_spec = spec(*INCEPTION)
     seen = [repeat_index(nasbench, model_spec, nasbench.query(model_spec), 108, False) for _ in range(12)]
@@ -187,7 +189,7 @@ def test_results_are_fresh_copies(open_nasbench) -> None:
     assert nasbench.get_metrics_from_hash(INCEPTION_HASH)[1][108][0]["final_validation_accuracy"] >= 0
 
 
-# --- errors (reference §1.7) ---------------------------------------------------------------------------------
+# --- errors (google-research/nasbench nasbench/api.py, _check_spec) -----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -314,9 +316,32 @@ def test_non_spec_objects(open_nasbench, bad) -> None:
         nasbench.is_valid(bad)
 
 
-def test_evaluate_is_not_available(open_nasbench) -> None:
-    with pytest.raises(NotImplementedError, match="TensorFlow"):
-        open_nasbench().evaluate(spec(*INCEPTION), "/tmp/model")
+def test_evaluate_checks_the_spec_before_anything(open_nasbench, tmp_path) -> None:
+    """evaluate trains (nasbench.model, tests/client/model/test_training.py); a spec without an input→output
+    path is refused first, before torch or CIFAR-10 are looked for, and nothing is written."""
+    broken = spec([[0, 0, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+    with pytest.raises(InvalidSpecError, match="not valid"):
+        open_nasbench().evaluate(broken, str(tmp_path / "model"))
+    assert not (tmp_path / "model").exists()
+
+
+def test_evaluate_without_the_train_extra_names_it(open_nasbench, tmp_path, monkeypatch) -> None:
+    """When the network's package cannot be imported (no PyTorch), evaluate says what needed it and the pip line
+    that installs it, and writes nothing."""
+    monkeypatch.setitem(sys.modules, "nasbench.model._evaluate", None)  # importing it fails, as without torch
+    with pytest.raises(ConfigurationError) as info:
+        open_nasbench().evaluate(spec(*INCEPTION), str(tmp_path / "model"))
+    assert str(info.value) == (
+        "NASBench.evaluate trains the cell's network, which needs the 'train' extra: "
+        "pip install 'nasbench-server[train]'"
+    )
+    assert not (tmp_path / "model").exists()
+
+
+def test_network_stats_of_the_inception_cell(open_nasbench) -> None:
+    """Computed, not stored: the same from a store and from a server; parameters as the dataset's."""
+    stats = open_nasbench().network_stats(spec(*INCEPTION))
+    assert (stats.trainable_parameters, stats.macs, stats.flops) == (2_694_282, 402_002_944, 804_005_888)
 
 
 # --- hashes and mapping views ----------------------------------------------------------------------------------
@@ -660,7 +685,7 @@ def test_query_batch_defaults_and_policies_follow_query(open_nasbench) -> None:
         assert plain(nasbench.query_batch(specs, epochs=12, repeat=policy)) == plain(
             [nasbench.query(s, epochs=12, repeat=policy) for s in specs]
         )
-    float_matrix = spec(np.array(INCEPTION[0], dtype=float), INCEPTION[1])  # issue #32: hashes differently
+    float_matrix = spec(np.array(INCEPTION[0], dtype=float), INCEPTION[1])  # another hash (google-research/nasbench#32)
     with pytest.raises(KeyError) as info:
         nasbench.query_batch([specs[0], float_matrix])
     assert info.value.args[0] == float_matrix.hash_spec(AVAILABLE)
@@ -678,12 +703,3 @@ def test_halfway_epochs_are_counted_as_integers(open_nasbench) -> None:
 
 def test_sample_draws_one_cell_by_default(open_nasbench) -> None:
     assert len(open_nasbench(seed=3).sample()) == 1
-
-
-def test_evaluate_message_in_full(open_nasbench) -> None:
-    with pytest.raises(NotImplementedError) as info:
-        open_nasbench().evaluate(spec(*INCEPTION), "/tmp/model")
-    assert str(info.value) == (
-        "NASBench.evaluate trains the model with TensorFlow 1.x; use the original google-research/nasbench "
-        "code for training. Query the dataset with query() instead."
-    )

@@ -1,5 +1,5 @@
 """Wrong answers that must never happen, on both backends: big batches, duplicate filters, malformed keys,
-threads sharing one NASBench (issue 12, items 1-4)."""
+threads sharing one NASBench."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from nasbench import _memo, api, canonical
-from nasbench.engine import Engine
+from nasbench._engine.engine import Engine
+from nasbench._store.reader import Store
 from nasbench.lib import config
-from nasbench.store.reader import Store
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The public surface of the drop-in modules, by behaviour: the original's names with the original's signatures
 and defaults, the constants' values, the configuration's 25 values, and each ``lib`` function answering one of
-the original's own test vectors (reference §1, §4.1, §7)."""
+the original's own test vectors (google-research/nasbench: nasbench/api.py, nasbench/lib/config.py, nasbench/tests)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from nasbench import api
 from nasbench.lib import config, graph_util, model_spec
 
-# reference §4.1: build_config() of the original, in its order
+# build_config() of the original (google-research/nasbench nasbench/lib/config.py), in its order
 ORIGINAL_CONFIG = {
     "module_vertices": 7,
     "max_edges": 9,
@@ -42,7 +42,8 @@ ORIGINAL_CONFIG = {
     "tpu_num_shards": 2,
 }
 
-# reference §1.2 and §1.4: positional parameters and their defaults (extensions may add keyword-only ones)
+# google-research/nasbench nasbench/api.py: positional parameters and their defaults (extensions may add
+# keyword-only ones)
 ORIGINAL_SIGNATURES = {
     "__init__": [("dataset_file", inspect.Parameter.empty), ("seed", None)],
     "query": [("model_spec", inspect.Parameter.empty), ("epochs", 108), ("stop_halfway", False)],
@@ -102,7 +103,7 @@ def test_configuration_is_the_originals() -> None:
 
 
 def test_lib_functions_answer_the_original_vectors() -> None:
-    """One vector of the original's own tests (§7.1, §7.2) per function."""
+    """One vector of the original's own tests (nasbench/tests/graph_util_test.py, model_spec_test.py) per function."""
     matrix = np.fromfunction(graph_util.gen_is_edge_fn(35), (4, 4), dtype=np.int8)
     np.testing.assert_array_equal(matrix, _edges(4, [(0, 1), (0, 2), (2, 3)]))
     assert graph_util.is_full_dag(_edges(4, [(0, 1), (0, 2), (1, 3), (2, 3)])) is True

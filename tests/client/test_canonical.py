@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nasbench import canonical, space
+from nasbench._cells import codes
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import config, graph_util
 from nasbench.lib.model_spec import ModelSpec
@@ -138,7 +139,7 @@ def test_codes_without_2_to_7_vertices_are_refused_not_expanded(code: int) -> No
         canonical.decode(code)
 
 
-# --- the code's fields by value (bit order of reference §3's gen_is_edge_fn: bit x + y*(y-1)/2 is the edge x→y) ----
+# --- the code's fields by value (bit order of the original gen_is_edge_fn: bit x + y*(y-1)/2 is the edge x→y) --
 
 CODE = (5 << 31) | (0b1001011011 << 10) | (0 << 4 | 2 << 2 | 1)  # 5 vertices, bits 0,1,3,4,6,9, ops C3, MP, C1
 
@@ -216,7 +217,7 @@ def test_every_bool_and_integer_dtype_has_a_lane_layout() -> None:
         variant for d in dtypes for variant in (d, d.newbyteorder("<"), d.newbyteorder(">"), d.newbyteorder("="))
     }
     assert len(spellings) == 15  # bool, int8, uint8, then int and uint of 2, 4, 8 bytes in both byte orders
-    assert {d for d in spellings if d not in canonical.LANE_LAYOUTS} == set()
+    assert {d for d in spellings if d not in codes.LANE_LAYOUTS} == set()
     for dtype in sorted(spellings, key=str):
         matrix = np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]], dtype=dtype)
         assert canonical.matrix_bits(matrix) == canonical.matrix_bits(matrix.astype(np.int64)), dtype
@@ -235,7 +236,7 @@ def test_every_bool_and_integer_dtype_has_a_lane_layout() -> None:
     ],
 )
 def test_interior_labels(ops, labels) -> None:
-    assert canonical.interior_labels(ops) == labels
+    assert codes.interior_labels(ops) == labels
 
 
 def test_error_messages() -> None:
@@ -284,7 +285,7 @@ def test_codes_outside_the_space_are_solved_by_the_definition() -> None:
     """Graphs the key table does not hold (unpruned, or more than nine edges) are canonicalized by computation,
     with the same definition: 300 seeded random upper-triangular graphs of 3 to 7 vertices."""
     rng = random.Random(15)
-    from nasbench import keytable
+    from nasbench._cells import keytable
 
     outside = 0
     for _ in range(300):

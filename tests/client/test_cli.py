@@ -56,3 +56,40 @@ def test_missing_extra_in_a_fresh_interpreter() -> None:
     done = subprocess.run([sys.executable, "-c", script, "build", "SRC", "DST"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip() == f"nasbench build: {HINT}"
+
+
+_IMPORTED = """
+import sys
+from nasbench import _cli
+try:
+    _cli.main(sys.argv[1:])
+except SystemExit:
+    pass
+print("\\n".join(sorted(sys.modules)))
+"""
+
+
+def _modules_after(*argv: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", _IMPORTED, *argv], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_help_lists_every_command_without_importing_any() -> None:
+    done = subprocess.run([sys.executable, "-m", "nasbench._cli", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for name, (_, _, summary) in _cli.SUBCOMMANDS.items():
+        assert name in done.stdout and summary[:40] in " ".join(done.stdout.split())
+    imported = _modules_after("--help")
+    packages = {"nasbench_server", "nasbench_builder", "nasbench_experiments", "nasbench_bench"}
+    assert not {module.split(".")[0] for module in imported} & packages
+    assert not {"numpy", "grpc", "google.protobuf"} & imported
+
+
+def test_health_imports_nothing_heavy() -> None:
+    """The container probe, every few seconds in every replica: HTTP/2 alone; no gRPC, protobuf or numpy, nothing of
+    the store or the server."""
+    imported = _modules_after("health", "--address", "127.0.0.1:9", "--timeout", "0.2")
+    ours = {module for module in imported if module.startswith("nasbench")}
+    assert ours == {"nasbench", "nasbench._cli", "nasbench.errors", "nasbench_server", "nasbench_server.endpoint",
+                    "nasbench_server.health"}
+    assert not {"numpy", "grpc", "google.protobuf"} & imported and "h2.connection" in imported

@@ -16,8 +16,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from nasbench import api, client_metrics, errors
-from nasbench.backends.remote import RemoteBackend, grpc_target
-from nasbench.engine import Engine
+from nasbench._backends.remote import RemoteBackend
+from nasbench._backends.transport import grpc_target
+from nasbench._engine.engine import Engine
 from nasbench_server import app
 from nasbench_server.config import ServerConfig
 from nasbench_server.servicer import NasbenchServicer
@@ -25,7 +26,7 @@ from nasbench_server.servicer import NasbenchServicer
 
 def test_the_client_does_not_import_prometheus_client() -> None:
     code = (
-        "import sys; from nasbench import api, aio; import nasbench.backends.remote;"
+        "import sys; from nasbench import api, aio; import nasbench._backends.remote;"
         "assert 'prometheus_client' not in sys.modules, 'imported'"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

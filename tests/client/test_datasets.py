@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nasbench import api, datasets
+from nasbench import api
+from nasbench._backends import address
 from nasbench.errors import StoreError, StoreNotFoundError
+from nasbench_builder import prepare
 
 
 def test_tfrecord_is_built_once_next_to_the_file(tiny_tfrecord: Path, tmp_path: Path) -> None:
@@ -33,10 +35,11 @@ def test_tfrecord_in_a_read_only_folder_builds_in_the_cache(tiny_tfrecord: Path,
     folder.mkdir()
     source = folder / "data.tfrecord"
     shutil.copy2(tiny_tfrecord, source)
-    monkeypatch.setattr(datasets.os, "access", lambda path, mode: False)  # as for a user without write access
+    monkeypatch.setattr(prepare.os, "access", lambda path, mode: False)  # as for a user without write access
     nasbench = api.NASBench(source, cache_dir=tmp_path / "cache")
     assert len(nasbench.hash_iterator()) == 91
-    assert [p.name for p in (tmp_path / "cache").glob("data-*.lmdb")] == [f"data-{source.stat().st_size}.lmdb"]
+    built = [p.name for p in (tmp_path / "cache" / "stores").glob("data-*.lmdb")]
+    assert built == [f"data-{source.stat().st_size}.lmdb"]
     assert not (folder / "data.lmdb").exists()
     again = api.NASBench(source, cache_dir=tmp_path / "cache")
     assert len(again.hash_iterator()) == 91
@@ -57,7 +60,7 @@ def test_tfrecord_in_a_read_only_folder_builds_in_the_cache(tiny_tfrecord: Path,
     ],
 )
 def test_address_detection(text: str, expected: bool) -> None:
-    assert datasets.is_address(text) is expected
+    assert address.is_server(text) is expected
 
 
 def test_missing_store_and_missing_tfrecord(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``nasbench.domain.check_spec`` beyond the key table: a configuration with fewer allowed edges than the space,
+"""``nasbench._cells.domain.check_spec`` beyond the key table: a configuration with fewer allowed edges than the space,
 and specs whose matrix or ops were changed by hand after construction (the original checks ``spec.matrix`` and
 ``spec.ops`` as they are, unpruned). The key is checked against its definition, computed here by brute force:
 the smallest packed code over the interior relabellings that keep the matrix upper triangular."""
@@ -10,7 +10,8 @@ import itertools
 import numpy as np
 import pytest
 
-from nasbench import canonical, domain
+from nasbench import canonical
+from nasbench._cells import domain
 from nasbench.errors import OutOfDomainError
 from nasbench.lib import config
 from nasbench.lib.model_spec import ModelSpec

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import xxhash
 
-from nasbench import canonical, keytable, space
+from nasbench import canonical, space
+from nasbench._cells import codes, keytable
 from nasbench.lib import config
+from tests import oracles
 
 I, O = config.INPUT, config.OUTPUT
 C3, C1, MP = config.CONV3X3, config.CONV1X1, config.MAXPOOL3X3
@@ -39,25 +41,29 @@ def _write_table(path: Path, payload: bytes, header: bytes | None = None) -> Non
 
 @pytest.mark.slow
 def test_table_equals_a_fresh_enumeration() -> None:
-    """Every labelled graph of the space, in enumeration order: the table's key is the key ``nasbench.space``
-    computes with the search over vertex orders (an independent implementation), and the digest is the constant."""
+    """Every labelled graph of the space, in enumeration order: the table's key is the key the search over vertex
+    orders finds (``oracles.labelled_graphs``, an independent implementation), and the digest is the constant;
+    ``nasbench.space`` reads the same keys from the table."""
     table = keytable.table()
     payload = keytable.compute_payload()
     assert xxhash.xxh3_128_hexdigest(payload) == keytable.TABLE_XXH3_128
     codes, keys = [], []
     for num_vertices in range(canonical.MIN_VERTICES, canonical.MAX_VERTICES + 1):
-        labelled, labelled_keys = space.labelled_graphs(num_vertices)
+        labelled, labelled_keys = oracles.labelled_graphs(num_vertices)
+        from_space = space.labelled_graphs(num_vertices)
+        np.testing.assert_array_equal(from_space[0], labelled)
+        np.testing.assert_array_equal(from_space[1], labelled_keys)
         codes.append(labelled)
         keys.append(labelled_keys)
     all_codes, all_keys = np.concatenate(codes), np.concatenate(keys)
     assert len(all_keys) == space.NUM_LABELLED_GRAPHS == keytable.NUM_LABELLED_GRAPHS
     np.testing.assert_array_equal(table.keys, all_keys)
     structures = np.unique(all_codes >> np.uint64(canonical.BITS_SHIFT))
-    np.testing.assert_array_equal(table.codes, structures)
+    np.testing.assert_array_equal(table.structures, structures)
     # Each labelled graph's own code finds its key through the table, and its matrix through by_matrix.
     looked_up = np.array([table.key_of_code(code) for code in all_codes.tolist()], dtype=np.uint64)
     np.testing.assert_array_equal(looked_up, all_keys)
-    for index, code in enumerate(table.codes.tolist()):
+    for index, code in enumerate(table.structures.tolist()):
         size = code >> (canonical.VERTICES_SHIFT - canonical.BITS_SHIFT)
         matrix, _ = canonical.decode(code << canonical.BITS_SHIFT)
         assert table.matrix_bytes[index] == matrix.astype(np.uint8).tobytes() and len(matrix) == size
@@ -247,8 +253,8 @@ def _check_pruning(num_vertices: int, patterns: list[int]) -> None:
     table = keytable.table()
     for bits in patterns:
         matrix = _matrix_of_bits(num_vertices, bits)
-        lanes = canonical.lanes01(matrix)
-        assert canonical.lanes_bits(lanes, num_vertices) == bits
+        lanes = codes.lanes01(matrix)
+        assert codes.lanes_bits(lanes, num_vertices) == bits
         expected = model_spec._analyze_lanes(lanes, num_vertices)  # the integer loop, not the table
         assert table.extraneous(num_vertices, bits) == expected == model_spec._analyze_rows(matrix.tolist())
 

@@ -24,7 +24,7 @@ def test_the_definition_on_the_smallest_cell() -> None:
     assert neighbour_hashes(spec([[0, 1], [0, 0]], [I, O])) == set()
     chain = spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], [I, api.CONV3X3, O])
     assert neighbour_hashes(chain) == {
-        "d1269d9156ddc027c40473008192958a",  # input→conv1x1→output (reference §7.3)
+        "d1269d9156ddc027c40473008192958a",  # input→conv1x1→output (the original graph_util.hash_module's)
         "53cee42601ad14d661bb6878031d6acb",  # input→maxpool→output
         "d32d0b26d534203b48d866facd98cc3e",  # the chain plus input→output
     }

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbench.engine import Engine
-from nasbench.optima import optima
-from nasbench.store.layout import METRIC_FIELDS
+from nasbench._engine.engine import Engine
+from nasbench._engine.optima import optima
+from nasbench._store.layout import METRIC_FIELDS
 
 VALID = METRIC_FIELDS.index("final_validation_accuracy")
 TEST = METRIC_FIELDS.index("final_test_accuracy")

@@ -9,6 +9,7 @@ the first k rows gives a statistic over 100 times the threshold.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,8 @@ import pytest
 from scipy import stats
 
 from nasbench import api, canonical
-from nasbench.engine import Engine
+from nasbench._engine.engine import Engine
+from nasbench._engine.filters import SampleFilter
 from nasbench.errors import InvalidSpecError
 
 FALSE_ALARM_RATE = 1e-3
@@ -49,7 +51,7 @@ def _cells(engine: Engine) -> list[tuple[int, int, set[str], int]]:
     ],
 )
 def test_draws_are_uniform(engine: Engine, filters: dict, population: int | None) -> None:
-    eligible = np.flatnonzero(engine.filter_mask(**filters))
+    eligible = np.flatnonzero(engine.filter_mask(SampleFilter.of(**filters)))
     if population is not None:
         assert len(eligible) == population
     k = 10
@@ -57,7 +59,7 @@ def test_draws_are_uniform(engine: Engine, filters: dict, population: int | None
     rng = np.random.default_rng(20240611)
     counts = np.zeros(engine.cells, dtype=np.int64)
     for _ in range(draws):
-        rows = engine.sample(k, rng, **filters)
+        rows = engine.sample(k, rng, SampleFilter.of(**filters))
         assert len(set(rows.tolist())) == k, "a sample never repeats a cell"
         counts[rows] += 1
     assert counts[np.setdiff1d(np.arange(engine.cells), eligible)].sum() == 0, "only cells passing the filters"
@@ -74,8 +76,9 @@ def test_draws_are_uniform(engine: Engine, filters: dict, population: int | None
 def test_order_within_a_sample_is_uniform_too(engine: Engine) -> None:
     """The first cell of a sample is itself a uniform draw (a sampler that sorts its picks fails this)."""
     rng = np.random.default_rng(7)
-    firsts = np.bincount([int(engine.sample(5, rng, num_vertices=[4])[0]) for _ in range(8400)], minlength=engine.cells)
-    eligible = np.flatnonzero(engine.filter_mask(num_vertices=[4]))
+    four = SampleFilter.of(num_vertices=[4])
+    firsts = np.bincount([int(engine.sample(5, rng, four)[0]) for _ in range(8400)], minlength=engine.cells)
+    eligible = np.flatnonzero(engine.filter_mask(SampleFilter.of(num_vertices=[4])))
     statistic = float(((firsts[eligible] - 100) ** 2 / 100).sum())
     assert statistic < stats.chi2.ppf(1 - FALSE_ALARM_RATE, len(eligible) - 1)
 
@@ -87,8 +90,8 @@ def test_seed_decides_the_sample(engine: Engine) -> None:
 
 
 def test_a_full_sample_is_a_permutation_of_the_eligible_cells(engine: Engine) -> None:
-    eligible = np.flatnonzero(engine.filter_mask(num_vertices=[4]))
-    rows = engine.sample(84, np.random.default_rng(3), num_vertices=[4])
+    eligible = np.flatnonzero(engine.filter_mask(SampleFilter.of(num_vertices=[4])))
+    rows = engine.sample(84, np.random.default_rng(3), SampleFilter.of(num_vertices=[4]))
     assert sorted(rows.tolist()) == eligible.tolist() and rows.tolist() != eligible.tolist()
 
 
@@ -117,17 +120,42 @@ def _passes(cell: tuple[int, int, set[str], int], filters: dict) -> bool:
 @pytest.mark.parametrize("filters", FILTERS)
 def test_filters_select_exactly_the_matching_cells(engine: Engine, filters: dict) -> None:
     expected = [row for row, cell in enumerate(_cells(engine)) if _passes(cell, filters)]
-    assert sorted(engine.sample(len(expected), np.random.default_rng(0), **filters).tolist()) == expected
+    where = SampleFilter.of(**filters)
+    assert sorted(engine.sample(len(expected), np.random.default_rng(0), where).tolist()) == expected
     with pytest.raises(InvalidSpecError, match=f"^asked for {len(expected) + 1} cells but only {len(expected)} pass"):
-        engine.sample(len(expected) + 1, np.random.default_rng(0), **filters)
+        engine.sample(len(expected) + 1, np.random.default_rng(0), SampleFilter.of(**filters))
 
 
 def test_bad_arguments(engine: Engine) -> None:
     with pytest.raises(InvalidSpecError, match=r"^k must be at least 0, got -1$"):
         engine.sample(-1, np.random.default_rng(0))
     with pytest.raises(InvalidSpecError, match=r"^unknown op 'conv5x5' \(available ops = \["):
-        engine.sample(1, np.random.default_rng(0), ops=["conv5x5", "maxpool3x3"])
+        SampleFilter.of(ops=["conv5x5", "maxpool3x3"])
     assert engine.sample(0, np.random.default_rng(0)).tolist() == []
+
+
+@pytest.mark.parametrize("bad", [-1, [3, -2], [2.5], ["5"], np.int64(-3)], ids=["int", "list", "float", "str", "numpy"])
+def test_counts_are_integers_of_at_least_0(bad) -> None:
+    """A single count is checked as one in a collection (a negative count was once kept and matched nothing)."""
+    named = bad[-1] if isinstance(bad, list) else bad
+    for name in ("num_vertices", "num_edges"):
+        message = rf"^{name} must hold counts \(integers of at least 0\), got {re.escape(repr(named))}$"
+        with pytest.raises(InvalidSpecError, match=message):
+            SampleFilter.of(**{name: bad})
+
+
+def test_a_count_of_0_and_a_single_count_are_counts(engine: Engine) -> None:
+    assert SampleFilter.of(num_edges=[0], num_vertices=np.int64(4)) == SampleFilter(num_vertices=(4,), num_edges=(0,))
+    assert not engine.filter_mask(SampleFilter.of(num_edges=0)).any()  # every cell has an edge
+    assert engine.filter_mask(SampleFilter.of(num_vertices=4)).sum() == 84
+
+
+def test_an_op_named_twice_is_allowed_once(engine: Engine) -> None:
+    twice = SampleFilter.of(ops=["conv1x1-bn-relu", "conv1x1-bn-relu"])
+    np.testing.assert_array_equal(
+        engine.filter_mask(twice), engine.filter_mask(SampleFilter.of(ops=["conv1x1-bn-relu"]))
+    )
+    assert 0 < engine.filter_mask(twice).sum() < engine.cells
 
 
 def test_the_api_draws_from_its_own_seeded_generator(small_store: Path) -> None:
@@ -143,6 +171,15 @@ def test_the_api_draws_from_its_own_seeded_generator(small_store: Path) -> None:
     engine.close()
 
 
+def test_unseeded_samples_draw_their_seeds_from_the_whole_range(small_store: Path) -> None:
+    """Each unseeded call draws a 63-bit seed from the object's generator: 300 calls give 300 different samples
+    (seeds from a small range would repeat samples; any range under 300 seeds must)."""
+    nasbench = api.NASBench(small_store, seed=1)
+    samples = {tuple(s.hash_spec(nasbench.config["available_ops"]) for s in nasbench.sample(3)) for _ in range(300)}
+    assert len(samples) == 300
+    nasbench.close()
+
+
 def test_parameter_bounds_are_inclusive(engine: Engine) -> None:
     """Bounds equal to stored parameter counts: the cells at the bound pass (both ends inclusive)."""
     cells = _cells(engine)
@@ -151,9 +188,10 @@ def test_parameter_bounds_are_inclusive(engine: Engine) -> None:
         filters = {"min_parameters": low} if high is None else {"min_parameters": low, "max_parameters": high}
         expected = [row for row, cell in enumerate(cells) if _passes(cell, filters)]
         assert expected and any(cells[row][3] == low for row in expected)
-        assert sorted(engine.sample(len(expected), np.random.default_rng(0), **filters).tolist()) == expected
-        assert engine.filter_mask(**filters).nonzero()[0].tolist() == expected
-    at_the_minimum = engine.filter_mask(max_parameters=counts[0]).nonzero()[0].tolist()
+        where = SampleFilter.of(**filters)
+        assert sorted(engine.sample(len(expected), np.random.default_rng(0), where).tolist()) == expected
+        assert engine.filter_mask(where).nonzero()[0].tolist() == expected
+    at_the_minimum = engine.filter_mask(SampleFilter.of(max_parameters=counts[0])).nonzero()[0].tolist()
     assert at_the_minimum == [row for row, cell in enumerate(cells) if cell[3] == counts[0]]
 
 

@@ -1,4 +1,5 @@
-"""The whole search space: the counts and digests of reference §4.2, and key/hash partitions."""
+"""The whole search space: the counts and digests of the original enumeration (google-research/nasbench
+nasbench/scripts/generate_graphs.py, run once), and key/hash partitions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from nasbench import canonical, space
 
-# reference §4.2, pinned here rather than read from the module under test
+# from the original enumeration, pinned here rather than read from the module under test
 SORTED_HASHES_SHA256 = "a7f10bf770c1b5b8a221e37824e42b3b1a237a5d21ccf545bbe8e23abd933403"
 REPRESENTATIVES_SHA256 = "a4b03be715389467a9493a99f50528baef335fc17cbe9d7498d28e3aa278bca1"
 # the table's raw bytes in enumeration order (checked against the two reference digests below)
@@ -47,7 +48,8 @@ def test_keys_are_unique_and_in_enumeration_order(enumeration: space.Enumeration
 
 
 def test_hashes_give_both_reference_digests(table: space.SpaceTable) -> None:
-    """SHA-256 of the sorted hashes and of the first representatives (hash, adjacency, ops), §4.2."""
+    """SHA-256 of the sorted hashes and of the first representatives (hash, adjacency, ops),
+    as the original enumeration gives them."""
     hexes = table.hex_hashes()
     assert len(set(hexes)) == 423_624
     assert min(hexes) == "00005c142e6f48ac74fdcf73e3439874"

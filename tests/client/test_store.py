@@ -11,16 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasbench.store import layout
-from nasbench.store.reader import Store
+from nasbench._store import layout
+from nasbench._store.reader import Store
 from nasbench_builder import writer
-
-
-@pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_synthetic) -> Path:
-    path = tmp_path_factory.mktemp("tiny-store") / "tiny.lmdb"
-    writer.write_store(tiny_synthetic.dataset, path)
-    return path
 
 
 def test_base3_slot_of_every_label_code() -> None:
@@ -238,8 +231,8 @@ def test_lmdb_files_that_are_no_store(tmp_path: Path) -> None:
 
 
 def test_opening_reads_without_locking_or_writing(tiny_store: Path, tmp_path: Path, monkeypatch) -> None:
-    """Read-only, no lock file, no readahead (design §4): the store is never written and leaves nothing beside
-    it; the manifest is read through LMDB with exactly these settings."""
+    """Read-only, no lock file, no readahead (docs/architecture.md): the store is never written and leaves nothing
+    beside it; the manifest is read through LMDB with exactly these settings."""
     import lmdb
 
     copy = _copy(tiny_store, tmp_path)

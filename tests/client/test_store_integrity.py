@@ -1,4 +1,4 @@
-"""Trusting a store file before mapping it (``nasbench.store.integrity``), checked in this process.
+"""Trusting a store file before mapping it (``nasbench._store.integrity``), checked in this process.
 
 The oracles are independent of the product: the size a store needs comes from LMDB itself (``Environment.info``
 and ``stat``: last page number and page size), the meta pages are read at the offsets of LMDB's documented
@@ -17,9 +17,9 @@ import lmdb
 import pytest
 import xxhash
 
+from nasbench._store import integrity
+from nasbench._store.reader import Store
 from nasbench.errors import StoreCorruptError
-from nasbench.store import integrity
-from nasbench.store.reader import Store
 from nasbench_builder import writer
 
 # MDB_meta, after the 16-byte page header: magic u32, version u32, address u64, mapsize u64, two MDB_db of 48

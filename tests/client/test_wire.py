@@ -1,4 +1,4 @@
-"""The hand-made wire encodings of ``nasbench._wire`` against protobuf's own encoder and decoder (the oracle),
+"""The hand-made wire encodings of ``nasbench._backends.wire`` against protobuf's own encoder and decoder (the oracle),
 and the column decoding of REPEAT_ALL batch answers."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nasbench import _wire
-from nasbench.engine import Cell
+from nasbench._backends import wire as _wire
+from nasbench._engine.engine import Cell
+from nasbench._engine.filters import SampleFilter
 from nasbench.v1 import nasbench_pb2 as pb
 
 
@@ -112,3 +113,17 @@ def test_batch_answers_of_one_repeat_and_four_values() -> None:
     answer = _wire.batch_cells(_batch(keys, [True, True], repeats=1, values=4), keys)
     assert [cell.metrics.shape for cell, _ in answer] == [(2, 1, 4), (2, 1, 4)]
     assert answer[1][0].metrics[1, 0, 3] == 15.0
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        SampleFilter(),
+        SampleFilter(num_vertices=(5, 7), num_edges=(6,), min_parameters=0, max_parameters=0),
+        SampleFilter(num_edges=(3, 9), min_parameters=1_000_000, ops=frozenset({"conv1x1-bn-relu", "maxpool3x3"})),
+        SampleFilter(max_parameters=2_000_000, ops=frozenset({"conv3x3-bn-relu"})),
+    ],
+)
+def test_a_sample_filter_crosses_the_wire_unchanged(where: SampleFilter) -> None:
+    """What the server decodes is the filter the client sent: every criterion, bounds of 0 kept, unset ones None."""
+    assert _wire.sample_filter(_wire.sample_request(3, 7, where)) == where

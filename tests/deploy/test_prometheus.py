@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess, free_ports

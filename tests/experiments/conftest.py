@@ -1,4 +1,5 @@
-"""Fixtures of the experiments tests: a 108-epoch-only store, and one NASBench per store for the session."""
+"""Fixtures of the experiments tests: a 108-epoch-only store, and one NASBench per store for the session; the
+optimizers' optional libraries (CI installs them all; without them their tests skip, saying which is missing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import pytest
 
 from nasbench import api, space
 from nasbench_builder import synthetic, writer
+from nasbench_experiments.search.registry import OPTIMIZERS
+
+
+def needs_libraries(*optimizers: str) -> None:
+    """Skip the calling test, naming the package, when an optimizer's library (extra 'experiments') is absent."""
+    for name in optimizers:
+        if OPTIMIZERS[name].library:
+            pytest.importorskip(OPTIMIZERS[name].library, reason=f"optimizer {name} needs the experiments extra")
 
 
 @pytest.fixture(scope="session")

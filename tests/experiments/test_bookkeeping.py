@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from nasbench import api
-from nasbench.engine import Engine
-from nasbench.store.layout import METRIC_FIELDS
+from nasbench._engine.engine import Engine
+from nasbench._store.layout import METRIC_FIELDS
 from nasbench_experiments.search.problem import Problem, optimize
 from nasbench_experiments.search.random_search import RandomSearch
 from nasbench_experiments.studies import bookkeeping

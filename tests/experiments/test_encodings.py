@@ -1,4 +1,5 @@
-"""The benchmark's encodings (reference §4): hand-checked configurations, and the literal reference procedure."""
+"""The benchmark's encodings (automl/nas_benchmarks, tabular_benchmarks/nas_cifar10.py; docs/compare.md):
+hand-checked configurations, and the benchmark's procedure written out literally."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 from nasbench import api
+from nasbench.errors import ConfigurationError
 from nasbench.lib import graph_util
 from nasbench_experiments.search.encodings import ENCODINGS, OP_NAMES, POSITIONS
 from nasbench_experiments.search.problem import Problem
@@ -86,6 +88,7 @@ def test_c_equals_the_literal_reference_procedure():
 
 
 def test_configspace_has_the_benchmarks_hyperparameters():
+    pytest.importorskip("ConfigSpace", reason="ConfigSpace comes with the experiments extra")
     space = ENCODINGS["B"].configspace(seed=0)
     names = set(space.keys())
     assert names == {*OP_NAMES, *(f"edge_{i}" for i in range(9))}
@@ -122,3 +125,18 @@ def test_a_valid_configuration_scores_one_of_its_cells_runs(small_nasbench: api.
     }
     columns = problem.columns()
     assert columns["mean_test_accuracy"][0] == np.mean([run["final_test_accuracy"] for run in runs])
+
+
+def test_a_cell_missing_from_a_subset_store_is_named_not_a_bare_hash(small_nasbench: api.NASBench):
+    """The benchmark's data holds every valid cell; a subset store (cells of up to 5 vertices here) lacks the
+    7-vertex chain: one error naming the cell and what to do, not the UnknownCellError's bare hash."""
+    problem = Problem(small_nasbench, "A", seed=0, budget_s=1e9)
+    chain = config_a({0, 6, 11, 15, 18, 20})
+    spec = ENCODINGS["A"].to_spec(chain)
+    module_hash = spec.hash_spec(small_nasbench.config["available_ops"])
+    with pytest.raises(ConfigurationError) as info:
+        problem.evaluate(chain)
+    assert str(info.value) == (
+        f"the dataset has no cell {module_hash}, a valid cell of the space: encoding A needs a store of every cell "
+        "(use the encoding 'cells' on a subset store)"
+    )

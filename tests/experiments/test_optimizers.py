@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from nasbench import api
 from nasbench.errors import ConfigurationError
 from nasbench_experiments.search.problem import Problem, optimize
 from nasbench_experiments.search.registry import OPTIMIZERS, make_optimizer
-from nasbench_experiments.studies import bookkeeping
+from nasbench_experiments.studies import bookkeeping, runner
+from tests.experiments.conftest import needs_libraries
+from tests.experiments.test_runner import assert_same_rows
 
 # (optimizer, encoding): every optimizer, on the encodings it is usually run on
 CASES = [
@@ -24,6 +31,14 @@ CASES = [
     ("smac", "A"),
     ("hb", "A"),
     ("bohb", "B"),
+    ("st-rs", "A"),
+    ("st-re", "B"),
+    ("st-tpe", "C"),
+    ("st-bore", "A"),
+    ("asha", "A"),
+    ("ahb", "B"),
+    ("st-bohb", "C"),
+    ("asha-bore", "A"),
 ]
 
 
@@ -43,6 +58,7 @@ def test_the_cases_cover_every_optimizer():
 
 @pytest.mark.parametrize(("name", "encoding"), CASES, ids=[f"{n}-{e}" for n, e in CASES])
 def test_an_optimizer_is_deterministic_per_seed(name: str, encoding: str, full_nasbench: api.NASBench):
+    needs_libraries(name)
     first = run(full_nasbench, name, encoding, seed=3)
     again = run(full_nasbench, name, encoding, seed=3)
     other = run(full_nasbench, name, encoding, seed=4)
@@ -99,6 +115,54 @@ def test_settings_that_cannot_work_are_refused(full_nasbench: api.NASBench, only
         make_optimizer("nope", problem)
     with pytest.raises(ConfigurationError, match="positive number of simulated seconds"):
         Problem(full_nasbench, "A", 0, 0)
+    needs_libraries("hb")
     only108 = api.NASBench(only108_store)
     with pytest.raises(ConfigurationError, match=r"hb is multi-fidelity .* this one has \[108\]"):
         make_optimizer("hb", Problem(only108, "A", 0, 1e6))
+
+
+# One study where the model-based optimizers used to part: SMAC at 1e5 simulated seconds (about 290 evaluations,
+# parted at 280 on this store), the BOHB-style optimizer to 400 evaluations (parted at 366).
+LONG = ["--optimizers", "smac,bohb", "--runs", "1", "--budget", "1e5", "--max-evaluations", "400", "--encoding", "A"]
+IN_PROCESS = """
+import sys
+from pathlib import Path
+from nasbench_experiments.studies import runner, table
+study = runner.Study(sys.argv[1], ("smac", "bohb"), 1, 1e5, "A", max_evaluations=400)
+optimum, pending = runner.prepare(study, Path(sys.argv[2]))
+for task in pending:
+    data, _ = runner.run_one(study, task, optimum)
+    table.write_atomic(task.path(Path(sys.argv[2])), data)
+"""
+
+
+def test_smac_and_bohb_repeat_exactly_across_processes_at_the_length_where_they_parted(full_store, tmp_path):
+    """SMAC's local search of the acquisition function started from a set of configurations, in the order of
+    Python's per-process string hash, so the same seed's runs parted after a few hundred evaluations in another
+    process. The study run in-process in an interpreter of string-hash seed 1 and over 2 local worker processes
+    of seed 2 (``nasbench compare``; the workers inherit it) give the same rows."""
+    needs_libraries("smac", "bohb")
+    reference, workers = tmp_path / "in-process", tmp_path / "processes"
+    environment = {**os.environ, "PYTHONHASHSEED": "1"}
+    commands = [
+        ([sys.executable, "-c", IN_PROCESS, str(full_store), str(reference)], environment),
+        (
+            [sys.executable, "-m", "nasbench._cli", "compare", *LONG, "--store", str(full_store), "--out", str(workers),
+             "--workers", "2", "--no-progress"],
+            {**environment, "PYTHONHASHSEED": "2"},
+        ),
+    ]  # fmt: skip
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                 for command, env in commands]  # fmt: skip
+    for process in processes:
+        _, error = process.communicate(timeout=550)
+        assert process.returncode == 0, error.decode()
+    for name in ("smac", "bohb"):
+        task = runner.Task(name, 0)
+        found, expected = pq.read_table(task.path(workers)), pq.read_table(task.path(reference))
+        cells = [[*rows.column("cell").to_pylist(), None] for rows in (found, expected)]  # None: the run ended
+        parted = next((step for step, pair in enumerate(zip(*cells, strict=False)) if pair[0] != pair[1]), None)
+        assert parted is None, f"{name}: parted at evaluation {parted} ({found.num_rows} vs {expected.num_rows})"
+        assert_same_rows(found, expected, name)
+    evaluations = {name: pq.read_table(runner.Task(name, 0).path(reference)).num_rows for name in ("smac", "bohb")}
+    assert evaluations["smac"] > 280 and evaluations["bohb"] == 400

@@ -40,3 +40,14 @@ def test_a_ray_that_cannot_start_is_one_clear_error_and_leaves_nothing(small_sto
         runner.run_study(study, tmp_path / "out", executor="ray", workers=2, progress=False)
     assert str(info.value) == "could not start a local Ray (2 tries): The current node timed out during startup."
     assert len(tries) == 2 and shut == [True, True]  # tried once more, each failed start shut down
+
+
+def test_a_parallel_study_on_ray_gives_the_same_runs_as_in_process(full_store: Path, tmp_path: Path):
+    """Runs on simulated workers (Syne Tune's schedulers, --parallel 4) are Ray tasks like any other."""
+    pytest.importorskip("syne_tune", reason="Syne Tune's schedulers need the experiments extra")
+    from tests.experiments.test_parallel import parallel_study
+
+    study = parallel_study(str(full_store))
+    expected = in_process_tables(study, tmp_path / "reference")
+    runner.run_study(study, tmp_path / "ray", executor="ray", workers=2, progress=False)
+    assert_same_runs(tmp_path / "ray", expected)

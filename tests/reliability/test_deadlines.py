@@ -1,5 +1,5 @@
 """Every remote call ends within its deadline, streams included, and abandoned streams leave no error in the
-server's log (issue 12, item 15)."""
+server's log."""
 
 from __future__ import annotations
 

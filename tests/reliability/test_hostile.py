@@ -1,5 +1,5 @@
 """Hostile clients: memory they can make the server hold is bounded, big requests do not stall health or small
-calls (issue 12, items 7, 8, 14). Bounds asserted here (anonymous memory of the server process):
+calls. Bounds asserted here (anonymous memory of the server process):
 
 - 400 requests naming an op of 5 MB each (2 GB sent): under 256 MB more than at start (was 3.9 GB for 600);
 - streams: at most ``max_streams`` (64) open, the others refused; 200 never read hold under 300 MB more;
@@ -21,6 +21,7 @@ import pytest
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import HealthProber, ServerProcess
+from tests.polling import wait_for
 from tests.reliability.conftest import anonymous_mb
 
 BIG = [("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)]
@@ -48,11 +49,17 @@ def test_huge_op_names_are_not_kept(big_server):
 
 
 def test_open_streams_are_capped(big_server):
-    """64 streams held open: a 65th is refused until one of them closes."""
-    with grpc.insecure_channel(big_server.address) as channel:
-        stub = pb_grpc.NasbenchStub(channel)
+    """64 streams held open (two clients, 32 each: a client holds at most half) and working: a 65th is refused
+    until one of them closes."""
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    with (
+        grpc.insecure_channel(big_server.address, options=own) as first,
+        grpc.insecure_channel(big_server.address, options=own) as second,
+        grpc.insecure_channel(big_server.address, options=own) as third,
+    ):
+        stubs = [pb_grpc.NasbenchStub(channel) for channel in (first, second, third)]
         feeds = [_Feed() for _ in range(65)]
-        calls = [stub.QueryStream(iter(feed), timeout=120) for feed in feeds]
+        calls = [stubs[min(i // 32, 2)].QueryStream(iter(feed), timeout=120) for i, feed in enumerate(feeds)]
         for feed, call in zip(feeds[:64], calls[:64], strict=True):
             feed.send(pb.QueryRequest(cell=pb.CellRef(key=0), request_id=1))
             assert next(call).request_id == 1  # open and answering
@@ -64,7 +71,7 @@ def test_open_streams_are_capped(big_server):
         feeds[0].close()
         assert list(calls[0]) == []
         late = _Feed()
-        again = stub.QueryStream(iter(late), timeout=60)
+        again = stubs[2].QueryStream(iter(late), timeout=60)
         late.send(pb.QueryRequest(cell=pb.CellRef(key=0), request_id=7))
         assert next(again).request_id == 7, "a slot was given back"
         for feed in [*feeds, late]:
@@ -166,3 +173,33 @@ def test_big_samples_do_not_stall_health(big_server):
     assert len(latencies) > 20
     assert latencies[int(len(latencies) * 0.99)] < 0.5, f"health p99 {latencies[int(len(latencies) * 0.99)]:.3f} s"
     assert peak[0] - start < 256 + 200
+
+
+def test_idle_streams_lock_out_neither_new_streams_nor_hash_iterator(big_server):
+    """70 QueryStream calls that send nothing and set no deadline (more than the 64 slots): health, a new stream
+    of another client and ``hash_iterator`` (a ListCells stream) are all answered at once."""
+    from nasbench import api
+
+    never = threading.Event()
+
+    def nothing():
+        never.wait()
+        yield from ()
+
+    with grpc.insecure_channel(big_server.address) as idle_channel:
+        idle = [pb_grpc.NasbenchStub(idle_channel).QueryStream(nothing()) for _ in range(70)]
+        try:
+            assert wait_for(lambda: sum(call.done() for call in idle) >= 70 - 64)  # more than the slots: some refused
+            other = grpc.insecure_channel(big_server.address, options=[("grpc.use_local_subchannel_pool", 1)])
+            with other:
+                answer = next(pb_grpc.NasbenchStub(other).QueryStream(iter([pb.QueryRequest()]), timeout=10))
+                assert answer.error.kind == "InvalidSpecError"  # answered (an empty reference is an error answer)
+            nasbench = api.NASBench(f"grpc://{big_server.address}")
+            try:
+                assert sum(1 for _ in nasbench.hash_iterator()) == 423_624
+            finally:
+                nasbench.close()
+        finally:
+            never.set()
+            for call in idle:
+                call.cancel()

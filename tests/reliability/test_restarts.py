@@ -1,4 +1,4 @@
-"""Restarts under load: SIGTERM (graceful) and kill -9, the client reconnects, no call fails (issue 12, item 9)."""
+"""Restarts under load: SIGTERM (graceful) and kill -9, the client reconnects, no call fails."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from nasbench import api, canonical
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 from nasbench_server.process import ServerProcess, free_ports
 
 
@@ -31,7 +31,7 @@ def test_restarts_under_client_load_fail_no_call(full_store, tmp_path, how):
         rng = random.Random(worker)
         while not stop.is_set():
             key = rng.choice(keys)
-            nasbench._backend._cache.clear()  # every call reaches the server
+            nasbench._backend._cells.cache.clear()  # every call reaches the server
             try:
                 if nasbench.query(api.ModelSpec(*canonical.decode(key)))["test_accuracy"] != truth[key]:
                     failures.append(f"wrong answer for {key}")

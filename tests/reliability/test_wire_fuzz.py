@@ -1,5 +1,5 @@
 """A seeded fuzz of every method on the wire: random bytes, mutated valid messages and random field values get
-a precise status, never UNKNOWN or INTERNAL, and the server stays healthy (issue 12)."""
+a precise status, never UNKNOWN or INTERNAL, and the server stays healthy."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nasbench._wire import packed_spec
-from nasbench.store.reader import Store
+from nasbench._backends.wire import packed_spec
+from nasbench._store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_server.process import ServerProcess
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 
 
 @pytest.fixture(scope="session")

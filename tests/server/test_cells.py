@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nasbench import canonical
-from nasbench._wire import packed_spec
-from nasbench.engine import Engine
+from nasbench._backends.wire import packed_spec
+from nasbench._engine.engine import Engine
 from nasbench.errors import InvalidSpecError, UnknownCellError
 from nasbench.lib import config
 from nasbench.v1 import nasbench_pb2 as pb

@@ -137,7 +137,7 @@ def test_loading_answers_unavailable_and_not_serving_then_serves(small_store, tm
     import subprocess
     import sys
 
-    from nasbench.backends.remote import channel_options
+    from nasbench._backends.transport import channel_options
     from nasbench.errors import ServiceUnavailableError
 
     gate, port_file = tmp_path / "gate", tmp_path / "port"

@@ -17,11 +17,12 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import limits, metrics
 from nasbench_server.process import ServerProcess, free_ports
+from tests.polling import wait_for
 
 TOKEN = "token-of-the-metrics-test"
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
@@ -88,7 +89,9 @@ def test_calls_are_counted_by_method_and_code(metrics_server, small_store) -> No
         assert batch.count == 26
         listed = sum(1 for _ in stub.ListCells(pb.ListCellsRequest(chunk_size=1000), metadata=AUTH, timeout=10))
         assert listed == 3  # 2,532 hashes in chunks of 1,000
-    time.sleep(metrics.REFRESH_S + 0.2)
+    # the exposition is rendered at most once a second: wait until a scrape shows the last call
+    listed_before = value(before, "grpc_server_handled_total", grpc_method="ListCells")
+    assert wait_for(lambda: value(scrape(port), "grpc_server_handled_total", grpc_method="ListCells") > listed_before)
     after = scrape(port)
 
     def delta(name: str, **labels: str) -> float:
@@ -155,7 +158,8 @@ def test_open_streams_and_request_memory(metrics_server) -> None:
         time.sleep(0.05)
     # the client's cancel reaches the handler as the end of its input: the stream counts once, as it ended
     assert value(after, "grpc_server_handled_total", grpc_method="QueryStream") == 1
-    time.sleep(metrics.REFRESH_S + 0.2)
+    # the gauges are re-read every REFRESH_S: wait until the answer budget taken by the sample shows as given back
+    assert wait_for(lambda: value(scrape(port), "nasbench_request_memory_bytes", pool="answers") == 0)
     after = scrape(port)
     # request-derived memory, by pool: the answer budget (given back once the sample was sent) and its bound
     assert {labels["pool"] for labels in matching(after, "nasbench_request_memory_bytes")} >= {"answers"}
@@ -242,3 +246,62 @@ def test_memory_source_can_be_replaced() -> None:
         assert REGISTRY.get_sample_value("nasbench_process_resident_memory_bytes") > 0
     finally:
         metrics.set_memory_source(*previous)
+
+
+SCRAPE_TIMEOUT_S = 5.0  # what docs/reliability.md promises for a connection that sends no request
+
+
+def test_idle_scrape_connections_cost_no_threads_and_are_closed(metrics_server) -> None:
+    """40 connections to the metrics port that send nothing: no thread each in the serving process, each closed
+    by the server after 5 s, and scrapes answered again afterwards."""
+    import socket
+
+    pid, port = metrics_server.process.pid, metrics_server.metrics_port
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=SCRAPE_TIMEOUT_S + 10) for _ in range(40)]
+    try:
+        time.sleep(0.5)  # accepted meanwhile
+        assert len(os.listdir(f"/proc/{pid}/task")) - threads < 4
+        started = time.monotonic()
+        for connection in idle:
+            head = connection.recv(64)  # 503 for those past the cap, then the end; the end for the others
+            assert head in (b"", b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length"[:64])
+            while connection.recv(4096):
+                pass
+        assert time.monotonic() - started < SCRAPE_TIMEOUT_S + 5
+    finally:
+        for connection in idle:
+            connection.close()
+    assert value(scrape(port), "nasbench_serving") == 1
+    assert metrics.SCRAPE_TIMEOUT_S <= SCRAPE_TIMEOUT_S
+
+
+def test_the_endpoint_listens_where_grpc_does(small_store, tmp_path) -> None:
+    """``--host localhost``: gRPC listens on 127.0.0.1 and ::1, and so does the metrics endpoint."""
+    port = free_ports()[0]
+    server = ServerProcess(small_store, tmp_path, extra=["--host", "localhost", "--metrics-port", str(port)])
+    server.wait_serving()
+    try:
+        for host in ("127.0.0.1", "[::1]"):
+            with grpc.insecure_channel(f"{host}:{server.port}") as channel:
+                assert pb_grpc.NasbenchStub(channel).GetInfo(pb.GetInfoRequest(), timeout=10).cells == 2532
+            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:
+                assert b"nasbench_serving" in response.read()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    ("host", "hosts"),
+    [
+        ("127.0.0.1", ["127.0.0.1"]),
+        ("localhost", ["127.0.0.1", "::1"]),
+        ("::1", ["::1"]),
+        ("0.0.0.0", ["0.0.0.0", "::"]),  # gRPC listens on every IPv4 and IPv6 address for either wildcard
+        ("::", ["0.0.0.0", "::"]),
+        ("[::]", ["0.0.0.0", "::"]),
+        ("unix:/run/nasbench.sock", ["127.0.0.1"]),
+    ],
+)
+def test_bind_hosts_follow_grpc(host: str, hosts: list[str]) -> None:
+    assert metrics.bind_hosts(host) == hosts

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from nasbench import api
-from nasbench.backends.remote import grpc_target
+from nasbench._backends.transport import grpc_target
 from nasbench.v1 import nasbench_pb2 as pb
 from tests.client.scenarios import INCEPTION, spec
 
 
 def _served(nasbench: api.NASBench) -> int:
-    return nasbench._backend._call("GetInfo", pb.GetInfoRequest()).requests_served
+    return nasbench._backend.transport.call("GetInfo", pb.GetInfoRequest()).requests_served
 
 
 def test_repeated_cells_are_served_from_the_cache(server_address) -> None:
@@ -142,11 +142,11 @@ def scripted():
 def test_unavailable_is_retried_with_backoff_up_to_five_attempts(scripted) -> None:
     import grpc
 
-    from nasbench.backends.remote import RemoteBackend
+    from nasbench._backends.remote import RemoteBackend
     from nasbench.errors import ServiceUnavailableError
 
     server = scripted([grpc.StatusCode.UNAVAILABLE] * 3)
-    backend = RemoteBackend(f"127.0.0.1:{server.port}")
+    backend = RemoteBackend.connect(f"127.0.0.1:{server.port}")
     started = time.monotonic()
     assert backend.cell_by_key(5).metrics[0, 0].tolist() == list(np.arange(8.0) + 5)
     assert server.attempts == 4, "three UNAVAILABLE answers, then the retry that succeeded"
@@ -163,11 +163,11 @@ def test_other_errors_are_final(scripted, code: str) -> None:
     """Only UNAVAILABLE is retried: an answer that the request itself is wrong (or the cell absent) is final."""
     import grpc
 
-    from nasbench.backends.remote import RemoteBackend
+    from nasbench._backends.remote import RemoteBackend
     from nasbench.errors import NasbenchError
 
     server = scripted([getattr(grpc.StatusCode, code)] * 3)
-    backend = RemoteBackend(f"127.0.0.1:{server.port}")
+    backend = RemoteBackend.connect(f"127.0.0.1:{server.port}")
     if code == "NOT_FOUND":
         assert backend.cell_by_key(5) is None
     else:
@@ -209,10 +209,10 @@ def test_deadline(scripted) -> None:
 
 
 def test_the_cell_cache_forgets_the_oldest_cells_past_its_bound(scripted) -> None:
-    from nasbench.backends.remote import RemoteBackend
+    from nasbench._backends.remote import RemoteBackend
 
     server = scripted([])
-    backend = RemoteBackend(f"127.0.0.1:{server.port}", cache_cells=4)
+    backend = RemoteBackend.connect(f"127.0.0.1:{server.port}", cache_cells=4)
     for key in range(1, 7):
         backend.cell_by_key(key)
     assert server.keys == [1, 2, 3, 4, 5, 6]
@@ -221,7 +221,7 @@ def test_the_cell_cache_forgets_the_oldest_cells_past_its_bound(scripted) -> Non
     assert server.keys == [1, 2, 3, 4, 5, 6]
     backend.cell_by_key(1)  # forgotten: fetched again
     assert server.keys == [1, 2, 3, 4, 5, 6, 1]
-    assert len(backend._cache) == 4
+    assert len(backend._cells.cache) == 4
 
 
 def test_resource_exhausted_through_the_api(server_address) -> None:
@@ -241,7 +241,7 @@ def test_dns_addresses(server) -> None:
 
 
 def test_grpcs_against_a_plaintext_server_fails_cleanly(server, monkeypatch) -> None:
-    from nasbench.backends import remote
+    from nasbench._backends import transport as remote
     from nasbench.errors import ServiceUnavailableError
 
     assert remote.channel_credentials("grpcs://h:1", None) is not None
@@ -249,3 +249,129 @@ def test_grpcs_against_a_plaintext_server_fails_cleanly(server, monkeypatch) -> 
     monkeypatch.setattr(remote, "DEFAULT_CONNECT_TIMEOUT_S", 2.0)
     with pytest.raises(ServiceUnavailableError, match=f"grpcs://{server.address}"):
         api.NASBench(f"grpcs://{server.address}")
+
+
+def test_a_client_missing_many_cells_copies_the_dataset_once_and_answers_from_it(small_store, tmp_path) -> None:
+    """Past ``replicate_after`` cells fetched one at a time, one bulk fetch; then no call reaches the server, and
+    every answer is the store's."""
+    from nasbench_server.process import ServerProcess
+
+    local = api.NASBench(small_store, seed=0)
+    specs = local.sample(60, seed=2)
+    server = ServerProcess(small_store, tmp_path).wait_serving()
+    try:
+        remote = api.NASBench(f"grpc://{server.address}", seed=0, replicate_after=20)
+        answers = [remote.query(spec, repeat="all") for spec in specs[:20]]
+        copied = _served(remote)
+        answers += [remote.query(spec, repeat="all") for spec in specs[20:]]
+        answers += remote.query_batch(specs, repeat="all")
+        answers.append(remote.get_metrics_from_hash(specs[50].hash_spec(remote.config["available_ops"]))[1])
+        assert _served(remote) == copied + 1, "only this GetInfo reached the server after the copy"
+        expected = [local.query(spec, repeat="all") for spec in specs] + local.query_batch(specs, repeat="all")
+        expected.append(local.get_metrics_from_hash(specs[50].hash_spec(local.config["available_ops"]))[1])
+        assert str(answers) == str(expected)
+        assert remote.get_budget_counters() == local.get_budget_counters()
+        never = api.NASBench(f"grpc://{server.address}", replicate_after=None)
+        for spec in specs:
+            never.query(spec)
+        before = _served(never)
+        never.query(specs[-1])
+        never.query(local.sample(1, seed=99)[0])
+        assert _served(never) == before + 2, "without a copy, a new cell is a round trip"
+    finally:
+        server.stop()
+
+
+def test_the_transports_stream_answers_in_order_and_count_the_stream(server_address, full_store) -> None:
+    """``Transport.stream`` and ``AsyncTransport.stream`` (the benchmarks' QueryStream): one answer per request in
+    the order sent, the stream counted once as OK for its target; no server is the project's error, the stream
+    counted with the status code it ended with."""
+    import asyncio
+
+    from nasbench._backends.transport import STATS, AsyncTransport, Transport
+    from nasbench._store.reader import Store
+    from nasbench.errors import ServiceUnavailableError
+    from nasbench_server.process import free_ports
+
+    store = Store.open(full_store)
+    keys = [int(key) for key in store.keys[[5, 0, 17, 3]]]
+    store.close()
+    requests = [pb.QueryRequest(cell=pb.CellRef(key=key), epochs=12, request_id=i) for i, key in enumerate(keys)]
+    expected = [(i, key) for i, key in enumerate(keys)]
+    absent = f"grpc://127.0.0.1:{free_ports()[0]}"
+
+    def streams(address: str) -> dict[str, int]:
+        """The QueryStream calls to ``address`` so far, by final status code."""
+        calls = STATS.snapshot()[0].items()
+        return {
+            code: n for (target, method, code), n in calls if (target, method) == (grpc_target(address), "QueryStream")
+        }
+
+    async def stream_async(address: str) -> list[tuple[int, int]]:
+        transport = AsyncTransport(address, timeout=2)
+
+        async def feed():
+            for request in requests:
+                yield request
+
+        try:
+            return [(a.request_id, a.cell.key) async for a in transport.stream("QueryStream", feed())]
+        finally:
+            await transport.close()
+
+    before = streams(server_address).get("OK", 0)
+    assert [(a.request_id, a.cell.key) for a in Transport(server_address).stream("QueryStream", iter(requests))] == (
+        expected
+    )
+    assert asyncio.run(stream_async(server_address)) == expected
+    assert streams(server_address).get("OK") == before + 2
+    with pytest.raises(ServiceUnavailableError, match=f"no nasbench server answered at {absent}"):
+        list(Transport(absent, timeout=2).stream("QueryStream", iter(requests)))
+    with pytest.raises(ServiceUnavailableError, match=f"no nasbench server answered at {absent}"):
+        asyncio.run(stream_async(absent))
+    failed = streams(absent)  # UNAVAILABLE, or DEADLINE_EXCEEDED while the channel waits to connect
+    assert "OK" not in failed and sum(failed.values()) == 2
+
+
+def test_cells_fetched_once_are_answered_from_the_cache_by_hash_and_in_batches(server_address, full_store) -> None:
+    """A cell fetched by hash is asked for again by hash, and in a batch by key, without a round trip."""
+    from tests.client.scenarios import AVAILABLE
+
+    local = api.NASBench(full_store, seed=0)
+    specs = local.sample(4, seed=11)
+    hashes = [s.hash_spec(AVAILABLE) for s in specs]
+    nasbench = api.NASBench(server_address, seed=0, replicate_after=None)
+    first = [nasbench.get_metrics_from_hash(h) for h in hashes]
+    before = _served(nasbench)
+    again = [nasbench.get_metrics_from_hash(h) for h in hashes]
+    batch = nasbench.query_batch(specs, repeat="all")
+    assert _served(nasbench) == before + 1, "only this GetInfo reached the server"
+    assert str(again) == str(first) == str([local.get_metrics_from_hash(h) for h in hashes])
+    assert str(batch) == str(local.query_batch(specs, repeat="all"))
+
+
+def test_the_replica_finds_every_cell_by_key_and_hash_and_nothing_else(full_store) -> None:
+    """The copy a client makes of the dataset: every cell by key and by hash, with its own key; nothing for a key
+    between or past the stored ones, a hash past every stored one, or a hash sharing a stored one's first 8 bytes
+    (the prefix it searches by), while two hashes sharing a prefix are both found."""
+    import dataclasses
+
+    from nasbench._backends.remote import Replica
+
+    columns = api.NASBench(full_store).columns()
+    hashes = columns.hashes.copy()
+    hashes[1, :8] = hashes[0, :8]  # rows 0 and 1 now share a prefix
+    columns = dataclasses.replace(columns, hashes=hashes)
+    replica = Replica(columns)
+    for row in range(columns.cells):
+        key, digest = int(columns.keys[row]), columns.hashes[row].tobytes()
+        by_key, by_hash = replica.by_key(key), replica.by_digest(digest)
+        assert by_key is not None and by_hash is not None and by_key.key == by_hash.key == key
+        assert by_hash.parameters == columns.parameters[row] and np.array_equal(by_hash.metrics, columns.metrics[row])
+    keys = columns.keys.tolist()
+    stored = set(keys)
+    absent_key = next(key for key in range(keys[0], keys[-1]) if key not in stored)
+    assert replica.by_key(absent_key) is None and replica.by_key(keys[-1] + 1) is None
+    shared = bytes(hashes[0, :8]) + bytes(8)
+    assert replica.by_digest(shared) is None and replica.by_digest(b"\xff" * 16) is None
+    assert replica.by_digest(bytes(hashes[0, :8]) + b"\xff" * 8) is None

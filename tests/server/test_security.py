@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import subprocess
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from nasbench import api
+from nasbench import aio, api
 from nasbench.errors import ConfigurationError, NotAuthorizedError, ServiceUnavailableError
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
@@ -45,6 +46,51 @@ def test_token_is_required(token_server) -> None:
     chain = spec([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
     assert nasbench.query(chain)["trainable_parameters"] > 0
     assert len(list(nasbench.hash_iterator())) == 2532
+
+
+def test_the_asyncio_client_sends_the_token(token_server) -> None:
+    """``AsyncNASBench.connect`` passes ``token=`` on as ``api.NASBench`` does: refused without it, served with it."""
+    address = f"grpc://{token_server.address}"
+
+    async def cells(token: str | None) -> int:
+        async with await aio.AsyncNASBench.connect(address, token=token) as nasbench:
+            return len(nasbench)
+
+    with pytest.raises(NotAuthorizedError, match="missing or wrong token"):
+        asyncio.run(cells(None))
+    assert asyncio.run(cells(TOKEN)) == 2532
+
+
+def test_a_whole_stream_is_collected_with_the_token_and_refused_without_it(token_server) -> None:
+    """``collect`` (ListCells, read whole) from the sync and the asyncio transport sends the token; without it
+    the refusal names the server; each call is counted for its target and method with the code it ended with."""
+    from nasbench._backends.transport import STATS, AsyncTransport, Transport, grpc_target
+
+    address = f"grpc://{token_server.address}"
+    request = pb.ListCellsRequest(chunk_size=1000)
+
+    def calls() -> dict[str, int]:
+        found = STATS.snapshot()[0].items()
+        return {
+            code: n for (target, method, code), n in found if (target, method) == (grpc_target(address), "ListCells")
+        }
+
+    async def collect(token: str | None) -> list:
+        transport = AsyncTransport(address, token=token)
+        try:
+            return await transport.collect("ListCells", request)
+        finally:
+            await transport.close()
+
+    before = calls()
+    for chunks in (Transport(address, token=TOKEN).collect("ListCells", request), asyncio.run(collect(TOKEN))):
+        assert sum(len(chunk.hashes) for chunk in chunks) == 2532 * 16
+    for refused in (lambda: Transport(address).collect("ListCells", request), lambda: asyncio.run(collect(None))):
+        with pytest.raises(NotAuthorizedError, match=f"{address} refused the call: missing or wrong token"):
+            refused()
+    after = calls()
+    assert after.pop("OK") == before.pop("OK", 0) + 2
+    assert sum(after.values()) == sum(before.values()) + 2, "the refusals, under their status code"
 
 
 def test_every_method_is_guarded_but_health(token_server) -> None:

@@ -58,7 +58,7 @@ def test_every_variable_is_a_fallback(captured, monkeypatch) -> None:
     assert _cli.main(["serve"]) == 0
     ((config, port_file),) = captured
     assert config == ServerConfig(
-        store=Path("/data/env.lmdb"),
+        store="/data/env.lmdb",
         host="127.0.0.2",
         port=50999,
         workers=3,
@@ -84,7 +84,7 @@ def test_flags_win_over_variables(captured, monkeypatch, tmp_path: Path) -> None
     assert _cli.main(["serve", *flags]) == 0
     ((config, port_file),) = captured
     assert config == ServerConfig(
-        store=Path("/data/flag.lmdb"),
+        store="/data/flag.lmdb",
         host="127.0.0.3",
         port=4000,
         workers=2,
@@ -173,3 +173,74 @@ def test_a_blank_token_is_refused_not_taken_as_protection(captured, monkeypatch,
     monkeypatch.setenv("NASBENCH_TOKEN", "")
     assert _cli.main(["serve"]) == 0 and captured[-1][0].token is None
     assert len(captured) == 1  # the blank token started nothing
+
+
+TOKEN_RULE = (
+    "a token is 1 to 4,096 visible ASCII characters (letters, digits, punctuation; no spaces or control characters)"
+)
+
+
+BAD_TOKENS = [
+    ("s\u00e9cret", "character 2 is U+00E9", "non-ascii"),
+    ("sec\tret", "character 4 is U+0009", "inner-tab"),
+    ("sec\nret", "character 4 is U+000A", "inner-newline"),
+    ("sec ret", "character 4 is U+0020", "inner-space"),
+    ("x" * 16384, "it has 16,384 characters", "16-kb"),
+]
+
+
+@pytest.mark.parametrize(
+    ("source", "token", "problem"),
+    [
+        pytest.param(source, token, problem, id=f"{source}-{name}")
+        for token, problem, name in BAD_TOKENS
+        for source in ("file", "variable")
+    ]
+    + [pytest.param("file", "sec\x00ret", "character 4 is U+0000", id="file-nul")],  # no variable holds NUL
+)
+def test_tokens_that_metadata_cannot_carry_are_refused_at_start(
+    captured, monkeypatch, capsys, tmp_path: Path, source: str, token: str, problem: str
+) -> None:
+    """gRPC metadata carries visible ASCII only: such a token would start a server whose every call fails
+    INTERNAL ('Invalid metadata'). One line names the rule and the offending character, never the token."""
+    if source == "file":
+        (tmp_path / "token").write_text(token + "\n")
+        args, where = ["--token-file", str(tmp_path / "token")], f"the token in {tmp_path / 'token'}"
+    else:
+        monkeypatch.setenv("NASBENCH_TOKEN", token)
+        args, where = [], "NASBENCH_TOKEN"
+    assert _cli.main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"nasbench serve: error: {where} is not a valid token: {problem}; {TOKEN_RULE}\n"
+    assert "cret" not in err
+    assert captured == []
+
+
+def test_a_token_file_that_is_not_text_is_one_line(captured, capsys, tmp_path: Path) -> None:
+    (tmp_path / "token").write_bytes(b"\xff\xfesecret\n")
+    assert _cli.main(["serve", "--token-file", str(tmp_path / "token")]) == 2
+    assert capsys.readouterr().err == (
+        f"nasbench serve: error: the token in {tmp_path / 'token'} is not a valid token: "
+        f"byte 1 is 0xff, not text; {TOKEN_RULE}\n"
+    )
+    assert captured == []
+
+
+def test_the_longest_token_of_every_visible_character_works_on_the_wire(captured, small_store: Path, tmp_path) -> None:
+    """The rule's edge, accepted at start and carried by a real call (so the rule is not stricter than it says
+    and not looser than gRPC)."""
+    import grpc
+
+    from nasbench.v1 import nasbench_pb2 as pb
+    from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
+    from tests.inprocess import InProcessServer
+
+    token = ("".join(chr(c) for c in range(0x21, 0x7F)) * 44)[:4096]
+    (tmp_path / "token").write_text(token)
+    assert _cli.main(["serve", "--token-file", str(tmp_path / "token")]) == 0
+    assert captured[0][0].token == token
+    with InProcessServer(small_store, token=token) as server, grpc.insecure_channel(server.address) as channel:
+        answer = pb_grpc.NasbenchStub(channel).GetInfo(
+            pb.GetInfoRequest(), metadata=[("authorization", f"Bearer {token}")], timeout=10
+        )
+    assert answer.cells > 0

@@ -17,10 +17,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nasbench import api, datasets, space
+from nasbench import api, space
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
-from nasbench_builder import synthetic
+from nasbench_builder import prepare, synthetic
 from nasbench_server.process import ServerProcess, free_ports
 from tests.mirror import Mirror
 
@@ -97,7 +97,7 @@ def test_serve_dataset_downloads_builds_once_and_serves(tmp_path: Path, cache_di
         messages = [entry["msg"] for entry in entries]
         assert "building the store (once)" in messages and "built the store" in messages
         assert messages.index("built the store") < messages.index("serving")
-        store = datasets.dataset_store_path("only108", cache_dir, digest)
+        store = prepare.dataset_store_path("only108", cache_dir, digest)
         assert store.exists() and [p.name for p in (cache_dir / "datasets").iterdir()] == [FILE]
 
         second = ServerProcess(None, tmp_path, extra=flags, env=env).wait_serving(timeout=30)
@@ -146,7 +146,7 @@ def test_stop_during_the_download_exits_promptly_and_keeps_the_partial_file(
         assert server.stop() == 0
         assert time.monotonic() - started < 5, "the download stops with the server"
     assert partial.exists() and not (cache_dir / "datasets" / FILE).exists()
-    assert not datasets.dataset_store_path("only108", cache_dir, hashlib.sha256(payload).hexdigest()).exists()
+    assert not prepare.dataset_store_path("only108", cache_dir, hashlib.sha256(payload).hexdigest()).exists()
 
 
 @pytest.mark.parametrize(
@@ -186,4 +186,4 @@ def test_prepare_downloads_and_builds_then_exits(tmp_path: Path, cache_dir: Path
         env = {**os.environ, "NASBENCH_CACHE_DIR": str(cache_dir)}
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
-        assert datasets.dataset_store_path("only108", cache_dir, digest).exists() and len(mirror.requests) == 1
+        assert prepare.dataset_store_path("only108", cache_dir, digest).exists() and len(mirror.requests) == 1

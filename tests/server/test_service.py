@@ -10,8 +10,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from nasbench import canonical
-from nasbench._wire import ERROR_KIND_KEY, packed_spec
-from nasbench.store.reader import Store
+from nasbench._backends.wire import ERROR_KIND_KEY, packed_spec
+from nasbench._store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from tests.client.scenarios import INCEPTION, neighbour_hashes, spec

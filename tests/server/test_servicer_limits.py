@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from nasbench.store.reader import Store
+from nasbench._store.reader import Store
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server import limits
@@ -34,13 +34,35 @@ def _stub(channel: grpc.Channel) -> pb_grpc.NasbenchStub:
     return pb_grpc.NasbenchStub(channel)
 
 
+class _Silent:
+    """Request iterators for streams whose client sends nothing until told to stop."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def __iter__(self):
+        self._stop.wait()
+        yield from ()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _own_connection(address: str) -> grpc.Channel:
+    """A channel with a connection of its own (channels with equal arguments share one): another client."""
+    return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 def test_streams_past_the_limit_are_refused_and_slots_come_back(limited) -> None:
-    with grpc.insecure_channel(limited.address) as channel:
-        stub = _stub(channel)
-        first = stub.ListCells(pb.ListCellsRequest(chunk_size=1))
-        second = stub.ListCells(pb.ListCellsRequest(chunk_size=1))
+    """Two slots, taken by two clients' streams that are working (not idle): a third stream is refused, of
+    either kind; once they end, every slot is back."""
+    channels = [_own_connection(limited.address) for _ in range(3)]
+    try:
+        first = _stub(channels[0]).ListCells(pb.ListCellsRequest(chunk_size=1))
+        second = _stub(channels[1]).ListCells(pb.ListCellsRequest(chunk_size=1))
         assert next(first).start == 0 and next(second).start == 0  # both open, each holding a slot
         assert limited.servicer.streams.open == 2
+        stub = _stub(channels[2])
         for third in (
             lambda: next(stub.ListCells(pb.ListCellsRequest(chunk_size=1))),
             lambda: next(stub.QueryStream(iter([pb.QueryRequest()]))),
@@ -53,6 +75,9 @@ def test_streams_past_the_limit_are_refused_and_slots_come_back(limited) -> None
         second.cancel()
         assert wait_for(lambda: limited.servicer.streams.open == 0)  # every slot given back, refused ones too
         assert len(list(stub.ListCells(pb.ListCellsRequest(chunk_size=1000)))) == 3
+    finally:
+        for channel in channels:
+            channel.close()
 
 
 def test_a_stream_whose_client_stops_reading_is_ended(limited, keys: list[int]) -> None:
@@ -168,15 +193,17 @@ def test_list_cells_refuses_chunks_beyond_the_maximum(limited) -> None:
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details() == "chunk_size must be 1 to 65536, got 65537"
         assert len(next(_stub(channel).ListCells(pb.ListCellsRequest(chunk_size=65536))).hashes) == 16 * 2532
-    assert limited.servicer.streams.open == 0
+    assert wait_for(lambda: limited.servicer.streams.open == 0)
 
 
 def test_a_fresh_service_from_its_first_call(small_store: Path, keys: list[int]) -> None:
     """A service of its own (what its constructor sets is used by these very calls): the request counter starts
     at the first call, spec references are checked with the configuration, the limits hold at and past their
     value, big answers pass the answer budget, the optima and the single-repeat modes are the stored values."""
-    from nasbench import _wire, canonical
-    from nasbench.engine import Engine, hashed_repeat
+    from nasbench import canonical
+    from nasbench._backends import wire as _wire
+    from nasbench._engine.answers import hashed_repeat
+    from nasbench._engine.engine import Engine
 
     engine = Engine.open(small_store)
     with (
@@ -239,3 +266,92 @@ def test_a_fresh_service_from_its_first_call(small_store: Path, keys: list[int])
             )
             assert [r.test_accuracy for r in answer.runs] == [runs[hashed_repeat(key, 108, seed), 7]]
     engine.close()
+
+
+def test_a_stream_whose_client_sends_nothing_is_ended(limited) -> None:
+    """The stall time bounds reads too: a QueryStream that sends nothing is ended RESOURCE_EXHAUSTED after it
+    (1 s here), and its slot is given back."""
+    silent = _Silent()
+    try:
+        with grpc.insecure_channel(limited.address) as channel:
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as info:
+                next(_stub(channel).QueryStream(iter(silent), timeout=20))
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert info.value.details() == "the stream was ended: its client sent nothing for 1 s"
+            assert time.monotonic() - started < 10
+    finally:
+        silent.stop()
+    assert wait_for(lambda: limited.servicer.streams.open == 0)
+
+
+@pytest.fixture()
+def four_slots(small_store: Path):
+    """Four stream slots and a stall time (60 s) longer than the tests below wait."""
+    with InProcessServer(small_store, max_streams=4, stream_stall_s=60.0) as server:
+        yield server
+
+
+def test_idle_streams_give_their_slots_to_new_ones(four_slots, keys: list[int]) -> None:
+    """Every slot held by streams that send nothing: a new stream opens once one of them has been idle for
+    EVICT_IDLE_S (it is ended to make room, and learns why), not before."""
+    silents = [_Silent() for _ in range(4)]
+    channels = [_own_connection(four_slots.address) for _ in range(3)]
+    newcomer = _stub(channels[2])
+
+    def opens() -> bool:
+        try:
+            fresh = newcomer.QueryStream(iter([pb.QueryRequest(cell=pb.CellRef(key=keys[0]))]), timeout=10)
+            return next(fresh).cell.key == keys[0]
+        except grpc.RpcError as error:
+            assert error.details() == "too many open streams (4): close finished streams or retry later"
+            return False
+
+    try:
+        holders = [_stub(channels[i % 2]).QueryStream(iter(silent), timeout=60) for i, silent in enumerate(silents)]
+        assert wait_for(lambda: four_slots.servicer.streams.open == 4)
+        held = time.monotonic()
+        assert not opens()
+        assert wait_for(opens, timeout=30)
+        assert time.monotonic() - held >= limits.EVICT_IDLE_S - 0.5
+        assert len(list(newcomer.ListCells(pb.ListCellsRequest(chunk_size=4096), timeout=10))) == 1
+        ended = []
+        for holder in holders:
+            if holder.done():
+                with pytest.raises(grpc.RpcError) as info:
+                    next(holder)
+                assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                ended.append(info.value.details())
+        assert ended and all(
+            details.startswith("the stream was ended to make room for another: its client had sent nothing for ")
+            for details in ended
+        )
+    finally:
+        for silent in silents:
+            silent.stop()
+        for channel in channels:
+            channel.close()
+
+
+def test_one_client_cannot_take_every_slot(four_slots, keys: list[int]) -> None:
+    """A client (one connection) holds at most half the slots; another client's stream opens at once."""
+    silents = [_Silent() for _ in range(4)]
+    greedy, other = _own_connection(four_slots.address), _own_connection(four_slots.address)
+    try:
+        calls = [_stub(greedy).QueryStream(iter(silent), timeout=60) for silent in silents]
+        assert wait_for(lambda: sum(call.done() for call in calls) == 2)  # the two past its share, refused at once
+        for call in [call for call in calls if call.done()]:
+            with pytest.raises(grpc.RpcError) as info:
+                next(call)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert info.value.details() == (
+                "too many open streams from this client (2 of 4): close finished streams or retry later"
+            )
+        assert four_slots.servicer.streams.open == 2
+        answer = next(_stub(other).QueryStream(iter([pb.QueryRequest(cell=pb.CellRef(key=keys[1]))]), timeout=10))
+        assert answer.cell.key == keys[1]
+    finally:
+        for silent in silents:
+            silent.stop()
+        greedy.close()
+        other.close()

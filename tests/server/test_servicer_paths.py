@@ -67,39 +67,59 @@ def test_cells_and_batch_sizes_are_counted_by_budget_and_method(server, keys, mo
     assert _batches("Sample") == (batches["Sample"][0] + 1, batches["Sample"][1] + 7)
 
 
+def _occupy(server: InProcessServer, lane: limits.Lane) -> threading.Event:
+    """Keep ``lane``'s thread busy until the returned event is set."""
+    release = threading.Event()
+
+    async def hold() -> None:
+        ticket = lane.ticket("the test", 0)
+        try:
+            await lane.run(ticket, release.wait, 30)
+        finally:
+            lane.release(ticket)
+
+    asyncio.run_coroutine_threadsafe(hold(), server._loop)
+    assert wait_for(lambda: lane.running)
+    return release
+
+
+def _queued(lane: limits.Lane) -> list[int]:
+    """The answer bytes of the calls waiting in ``lane``, oldest first per client, clients in turn."""
+    return [ticket.nbytes for queue in list(lane._queues.values()) for ticket in queue]
+
+
 def test_big_calls_ask_the_budget_for_their_size_small_ones_do_not(server, keys) -> None:
-    """With the whole answer budget held, big batches (by keys or by cell references) and samples wait, each
-    for its own size in bytes, while a batch of exactly INLINE_CELLS cells is answered at once; given the
-    budget back, both complete and every byte is returned."""
-    servicer = server.servicer
-    budget = servicer.answers
+    """With the medium lane's thread taken, big batches (by keys or by cell references) and samples wait there,
+    each for its own size in bytes, while a batch of exactly INLINE_CELLS cells is answered at once; once the
+    thread is free, all complete and every byte is given back."""
+    lane = server.servicer.answers.medium
     cell_bytes = limits.cell_answer_bytes(4)
     big = limits.INLINE_CELLS + 1
-    held = _on_loop(server, budget.acquire(budget.limit))
+    release = _occupy(server, lane)
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.NasbenchStub(channel)
         batch = stub.QueryBatch.future(pb.QueryBatchRequest(keys=keys[:big], epochs=108), timeout=60)
-        assert wait_for(lambda: len(budget._waiters) == 1)
+        assert wait_for(lambda: len(_queued(lane)) == 1)
         sample = stub.Sample.future(pb.SampleRequest(k=big + 10, seed=2), timeout=60)
-        assert wait_for(lambda: len(budget._waiters) == 2)
+        assert wait_for(lambda: len(_queued(lane)) == 2)
         refs = [pb.CellRef(key=key) for key in keys[: big + 20]]
         by_refs = stub.QueryBatch.future(pb.QueryBatchRequest(cells=refs, epochs=108), timeout=60)
-        assert wait_for(lambda: len(budget._waiters) == 3)
-        wanted = [big * cell_bytes, (big + 10) * cell_bytes, (big + 20) * cell_bytes]
-        assert [nbytes for nbytes, _ in budget._waiters] == wanted
+        assert wait_for(lambda: len(_queued(lane)) == 3)
+        assert _queued(lane) == [big * cell_bytes, (big + 10) * cell_bytes, (big + 20) * cell_bytes]
         inline = stub.QueryBatch(pb.QueryBatchRequest(keys=keys[: limits.INLINE_CELLS], epochs=4), timeout=30)
         assert inline.count == limits.INLINE_CELLS
         assert not batch.done() and not sample.done() and not by_refs.done()
-        server._loop.call_soon_threadsafe(budget.release, held)
+        release.set()
         assert batch.result().count == big
         assert len(sample.result().cells) == big + 10
         assert by_refs.result().count == big + 20
-    assert wait_for(lambda: budget.used == 0)
+    assert wait_for(lambda: server.servicer.answers.used == 0)
 
 
 def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server, keys, monkeypatch) -> None:
-    """Nobody waits for its answer: gRPC cancels the handler at the deadline, and the queued job with it (the
-    job also checks the deadline itself when it starts, for the moment before the cancellation arrives)."""
+    """Nobody waits for its answer: gRPC cancels the handler at the deadline, and the queued call leaves the
+    lane with it (the lane also drops a call whose deadline passed when its turn comes, for the moment before
+    the cancellation arrives)."""
     servicer = server.servicer
     computed: list[int] = []
     original = servicer._query_batch
@@ -109,8 +129,8 @@ def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server
         return original(request)
 
     monkeypatch.setattr(servicer, "_query_batch", counting)
-    release = threading.Event()
-    busy = servicer._heavy.submit(release.wait, 30)  # the worker thread is taken
+    lane = servicer.answers.medium
+    release = _occupy(server, lane)
     big = keys[: limits.INLINE_CELLS + 1]
     with grpc.insecure_channel(server.address) as channel:
         stub = pb_grpc.NasbenchStub(channel)
@@ -119,8 +139,7 @@ def test_a_big_call_whose_deadline_passed_while_it_queued_is_not_computed(server
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         time.sleep(0.2)  # the server's deadline (taken from the call's header, a little later) has passed too
         release.set()
-        busy.result(30)
-        assert servicer._heavy.submit(lambda: None).result(30) is None  # the queued call has had its turn
+        assert wait_for(lambda: not lane.running and not _queued(lane))  # the queued call has had its turn
         assert computed == []
         assert stub.QueryBatch(pb.QueryBatchRequest(keys=big, epochs=108), timeout=30).count == len(big)
         assert computed == [len(big)]

@@ -8,13 +8,15 @@ import grpc
 import numpy as np
 import pytest
 
-from nasbench import _wire, errors
-from nasbench.backends.remote import translate
-from nasbench.engine import Cell
+from nasbench import errors
+from nasbench._backends import wire as _wire
+from nasbench._backends.transport import translate
+from nasbench._engine.engine import Cell
+from nasbench._engine.filters import SampleFilter
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench_server import status
 
-# design §5 and STYLE "Error types": the documented code of every error class
+# docs/compatibility.md, "Errors": the documented code of every error class
 CODES = {
     errors.OutOfDomainError: "INVALID_ARGUMENT",
     errors.TooManyVerticesError: "INVALID_ARGUMENT",
@@ -27,8 +29,11 @@ CODES = {
     errors.StoreCorruptError: "FAILED_PRECONDITION",
     errors.ServiceUnavailableError: "UNAVAILABLE",
     errors.NotAuthorizedError: "UNAUTHENTICATED",
+    errors.DatasetMismatchError: "FAILED_PRECONDITION",
+    errors.UsageError: "INTERNAL",  # raised by clients only
     errors.SourceError: "INTERNAL",
     errors.DownloadError: "INTERNAL",
+    errors.CifarError: "INTERNAL",
     errors.ConfigurationError: "INTERNAL",
     errors.RemoteError: "INTERNAL",
     errors.NasbenchError: "INTERNAL",
@@ -156,20 +161,19 @@ def test_packed_specs() -> None:
 
 
 def test_sample_requests() -> None:
-    request = _wire.sample_request(
-        7, -1, num_vertices=[5, 6], num_edges=[4], min_parameters=0, max_parameters=10, ops=["maxpool3x3"]
-    )
+    where = SampleFilter.of(num_vertices=[5, 6], num_edges=[4], min_parameters=0, max_parameters=10, ops=["maxpool3x3"])
+    request = _wire.sample_request(7, -1, where)
     assert (request.k, request.seed, list(request.num_vertices), list(request.num_edges)) == (7, 2**64 - 1, [5, 6], [4])
     assert request.HasField("min_parameters") and request.min_parameters == 0 and request.max_parameters == 10
     assert list(request.ops) == [pb.MAXPOOL3X3]
-    bare = _wire.sample_request(0, 5)
+    bare = _wire.sample_request(0, 5, SampleFilter())
     assert not bare.HasField("min_parameters") and not bare.HasField("max_parameters") and bare.seed == 5
     assert list(bare.ops) == list(bare.num_vertices) == []
     with pytest.raises(errors.InvalidSpecError) as info:
-        _wire.sample_request(-1, 0)
+        _wire.sample_request(-1, 0, SampleFilter())
     assert str(info.value) == "k must be at least 0, got -1"
     with pytest.raises(errors.InvalidSpecError) as info:
-        _wire.sample_request(1, 0, ops=["maxpool3x3", "conv9x9", "avgpool"])
+        SampleFilter.of(ops=["maxpool3x3", "conv9x9", "avgpool"])
     assert str(info.value) == (
         "unknown op 'avgpool' (available ops = ['conv3x3-bn-relu', 'conv1x1-bn-relu', 'maxpool3x3'])"
     )

@@ -1,8 +1,9 @@
 """Values checked against records the test writes itself: a small file in the original format, written here
 with json, base64 and the original protobuf message (not the project's encoder), built into a store, then read
 back through the local API, a server's raw RPCs and the remote API. Expected values are the literals below,
-never what the engine or the store reader answers; where the reference quotes real data (the issue #23 run,
-the parameter counts of the Inception and issue #23 cells) those real values are used.
+never what the engine or the store reader answers; where real data is public (the run quoted in
+google-research/nasbench#23, the parameter counts of the Inception cell of its README and of that
+issue's cell) those real values are used.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ CELLS = {
     INCEPTION_HASH: (
         "".join(str(x) for x in np.array(INCEPTION[0]).ravel()),
         ",".join(INCEPTION[1]),
-        2_694_282,  # reference §6
+        2_694_282,  # google-research/nasbench README.md, the Inception-like cell
     ),
     ISSUE_23_HASH: (
         "".join(str(x) for x in np.array(ISSUE_23[0]).ravel()),
         ",".join(ISSUE_23[1]),
-        32_426_634,  # reference §7.3
+        32_426_634,  # google-research/nasbench#23
     ),
     TWO_VERTEX_HASH: ("0100", "input,output", 441_610),
 }
@@ -76,7 +77,7 @@ RUNS = {
         ((282.75, 0.18359375, 0.1796875, 0.17578125), (566.0, 0.20703125, 0.203125, 0.19921875)),
     ],
 }
-# first appearance in the file: the two-vertex cell first, then issue #23, then Inception
+# first appearance in the file: the two-vertex cell first, then the cell of nasbench#23, then Inception
 FILE_ORDER = [TWO_VERTEX_HASH, ISSUE_23_HASH, INCEPTION_HASH]
 
 
@@ -131,7 +132,8 @@ def _final(module_hash: str, epochs: int, repeat: int) -> dict[str, float]:
 
 
 def test_seeded_queries_return_the_written_runs(open_values) -> None:
-    """seed=0: repeats 1, 1, 0, 1, 2, ... of the records as written (reference §1.6)."""
+    """seed=0: repeats 1, 1, 0, 1, 2, ... of the records as written (the original's query draws
+    random.randint(0, 2): nasbench/api.py)."""
     nasbench = open_values()
     answers = [nasbench.query(spec(*ISSUE_23)) for _ in SEED_0_REPEATS]
     for answer, repeat in zip(answers, SEED_0_REPEATS, strict=True):
@@ -144,7 +146,7 @@ def test_seeded_queries_return_the_written_runs(open_values) -> None:
 
 
 def test_the_real_issue_23_run(open_values) -> None:
-    """The run quoted in issue #23, as the original returns it (repeat 0 of the file)."""
+    """The run quoted in google-research/nasbench#23, as the original returns it (repeat 0 of the file)."""
     nasbench = open_values()
     answer = nasbench.query(spec(*ISSUE_23), repeat=0)
     assert (answer["training_time"], answer["train_accuracy"]) == (4321.9140625, 1.0)

@@ -23,7 +23,8 @@ MODULE_VERTICES = 7
 MAX_EDGES = 9
 NUM_REPEATS = 3
 
-# The flag values of the original config module, in its definition order (reference §4.1).
+# The flag values of the original config module (google-research/nasbench, nasbench/lib/config.py), in its
+# definition order.
 _DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("module_vertices", MODULE_VERTICES),
     ("max_edges", MAX_EDGES),

@@ -2,7 +2,7 @@
 
 ``hash_module`` is the public cell identifier of NAS-Bench-101 (the keys of ``hash_iterator``); it must stay
 bit-identical to the original for every input the original accepts, because the strings fed to MD5 (Python
-``str`` of degrees and labels) decide the result (reference §3).
+``str`` of degrees and labels) decide the result (google-research/nasbench, ``nasbench/lib/graph_util.py``).
 
 Usage::
 
@@ -79,7 +79,7 @@ def hash_module(matrix: np.ndarray, labeling: Sequence[Any]) -> str:
       labeling: one label per vertex; the original uses -1 for input, -2 for output, 0..2 for the ops.
 
     Returns:
-      The 32-character lowercase MD5 hex digest of the original algorithm (reference §3).
+      The 32-character lowercase MD5 hex digest of the original algorithm.
 
     Raises:
       ValueError: the matrix is not square or the labeling has a different length.

@@ -2,7 +2,8 @@
 
 A spec is an upper-triangular adjacency matrix plus one op per vertex (the first is ``'input'``, the last
 ``'output'``). Construction prunes every vertex that is not on an input→output path; ``matrix``/``ops`` are the
-pruned cell, ``original_matrix``/``original_ops`` what the caller passed (reference §2).
+pruned cell, ``original_matrix``/``original_ops`` what the caller passed (google-research/nasbench,
+``nasbench/lib/model_spec.py``).
 
 Usage::
 
@@ -11,7 +12,7 @@ Usage::
                      ops=['input', 'conv3x3-bn-relu', 'output'])
     spec.valid_spec, spec.matrix.shape   # (True, (3, 3))
 
-Behaviour beyond the original (documented in the README's compatibility notes): ragged matrices, non-numeric
+Behaviour beyond the original (documented in docs/compatibility.md): ragged matrices, non-numeric
 entries and non-sequence ops raise a clear ``ValueError``/``TypeError`` naming the problem, where the original
 failed inside numpy with an unrelated message; tuple ops that need pruning are pruned instead of crashing.
 """
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nasbench import canonical, keytable
+from nasbench._cells import codes, keytable
 from nasbench.errors import InvalidSpecError
 from nasbench.lib import graph_util
 
@@ -113,10 +114,10 @@ def _analyze_rows(rows: list[list[Any]]) -> tuple[int, ...] | None:
 
 
 def _analyze_lanes(lanes: bytes, num_vertices: int) -> tuple[int, ...] | None:
-    """``_analyze_rows`` of a 0/1 matrix given as ``canonical.lanes01`` bytes: the same answer with a few
+    """``_analyze_rows`` of a 0/1 matrix given as ``codes.lanes01`` bytes: the same answer with a few
     integer operations instead of a Python loop per entry (entry ``i`` is bit ``8 * i`` of ``flat``)."""
     flat = int.from_bytes(lanes, "little")
-    if flat & canonical.lower_lanes(num_vertices):
+    if flat & codes.lower_lanes(num_vertices):
         return None
     if num_vertices < 2:
         return tuple(range(num_vertices))
@@ -180,9 +181,9 @@ def _analyze(matrix: np.ndarray) -> tuple[int, ...] | None:
     if num_vertices <= _LANES_MAX_VERTICES:
         if matrix.dtype.itemsize == 1 and matrix.tobytes() in keytable.table().by_matrix:
             return ()  # a full DAG of the space (what optimizers mostly build): upper triangular, nothing to prune
-        lanes = canonical.lanes01(matrix)
+        lanes = codes.lanes01(matrix)
         if lanes is not None:
-            if canonical.MIN_VERTICES <= num_vertices <= canonical.MAX_VERTICES:  # the space's sizes: one read
+            if codes.MIN_VERTICES <= num_vertices <= codes.MAX_VERTICES:  # the space's sizes: one read
                 return keytable.table().extraneous_of_lanes(lanes, num_vertices)
             return _analyze_lanes(lanes, num_vertices)
     return _analyze_rows(matrix.tolist())

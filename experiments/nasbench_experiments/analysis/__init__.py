@@ -14,7 +14,7 @@ Usage::
     walk.autocorrelation[0]                               # lag 1
 
 Modules: ``columns`` (where the data comes from), ``ranks`` (Spearman with ties, top X%), ``summary``,
-``budget_correlation``, ``pareto``, ``locality`` (with ``neighbours``: every edit-distance-1 move, vectorized),
+``budget_correlation``, ``pareto``, ``locality`` (over ``nasbench.space``'s edit-distance-1 moves, vectorized),
 ``noise``, ``ops``, ``analyses`` (the analyses by name), ``report`` and ``plots`` (Markdown, JSON, PNG),
 ``cli`` (``nasbench analyze``).
 """

@@ -25,7 +25,7 @@ from nasbench_experiments.analysis.columns import Columns, check_metric
 
 DEFAULT_PAIRS: tuple[tuple[int, int], ...] = ((4, 12), (4, 36), (4, 108), (12, 36), (12, 108), (36, 108))
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 1.0)
-# The poster's table (shared/reference/benchmarking-and-analyses.md §1), rows DEFAULT_PAIRS, columns
+# The poster's table (Ying et al., 2019, the NAS-Bench-101 poster), rows DEFAULT_PAIRS, columns
 # DEFAULT_FRACTIONS: the real NAS-Bench-101 values every output is compared with.
 POSTER = np.array(
     [

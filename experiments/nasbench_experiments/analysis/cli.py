@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,10 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
         "analyses", nargs="*", metavar="ANALYSIS", help=f"any of {', '.join(analyses.NAMES)} (default: all)"
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--store", type=Path, help="a store file (default: the embedded synthetic store)")
-    source.add_argument("--target", help="a server: grpc://host:port (or grpcs://, unix:, several addresses)")
+    source.add_argument(
+        "--store", help="a store, a .tfrecord, or only108, full, synthetic (default: the embedded synthetic store)"
+    )
+    source.add_argument("--target", help="a server: grpc://host:port or host:port (or grpcs://, unix:, h:p1,h:p2)")
     parser.add_argument("--token", help="bearer token for --target (default: $NASBENCH_TOKEN)")
     parser.add_argument("--tls-ca", type=Path, help="PEM CA certificate for a grpcs:// --target")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
@@ -45,44 +46,14 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="tables only (no PNG files)")
 
 
-def _progress_bar(total: int, unit: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    if not sys.stderr.isatty():
-        return (lambda done, total: None), (lambda: None)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.update(done - bar.n)
-
-    return update, bar.close
-
-
 def _say(text: str) -> None:
     print(f"analyze: {text}", file=sys.stderr, flush=True)
 
 
 def load_columns(args: argparse.Namespace) -> columns.Columns:
-    """The columns of --store, --target, or the embedded store."""
-    if args.target:
-        update, close = _progress_bar(423_624, "cells")
-        try:
-            return columns.from_server(
-                args.target, token=args.token or os.environ.get("NASBENCH_TOKEN"), tls_ca=args.tls_ca, progress=update
-            )
-        finally:
-            close()
-    store = args.store
-    if store is None:
-        try:
-            from nasbench_server.default_store import ensure_default_store
-        except ImportError:
-            raise ConfigurationError(
-                "no --store or --target given, and the embedded store needs the server and builder extras: "
-                "pip install 'nasbench-server[server,builder]'"
-            ) from None
-        store = ensure_default_store()
-    return columns.from_store(store)
+    """The columns of --target or --store (anything ``api.NASBench`` accepts), else of the embedded store."""
+    location = args.target or args.store or "synthetic"
+    return columns.load(location, token=args.token or os.environ.get("NASBENCH_TOKEN"), tls_ca=args.tls_ca)
 
 
 def _check_numbers(args: argparse.Namespace) -> None:

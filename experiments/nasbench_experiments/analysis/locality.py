@@ -1,7 +1,7 @@
 """Locality: do cells one edit apart have similar accuracy, and do the top cells sit close together?
 
-Moves are the edits of ``nasbench.domain.neighbor_keys`` (one edge flipped or one interior op changed, then
-pruned; see ``neighbours``), between cells the data holds. Distances follow moves (a directed graph: removing an
+Moves are the edits of ``nasbench.space.neighbor_keys`` (one edge flipped or one interior op changed, then
+pruned; see ``nasbench.space``), between cells the data holds. Distances follow moves (a directed graph: removing an
 edge may prune vertices, which one move cannot add back).
 
 - *Random-walk autocorrelation*: ``walks`` walks of ``steps`` moves from uniformly drawn cells, each move to a
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from nasbench_experiments.analysis import neighbours, ranks
+from nasbench import space
+from nasbench_experiments.analysis import ranks
 from nasbench_experiments.analysis.columns import Columns, check_metric
-from nasbench_experiments.analysis.neighbours import NeighborGraph
 
 DEFAULT_WALKS = 1000
 DEFAULT_STEPS = 200
@@ -94,7 +94,7 @@ def rule_text(metric: str, budget: int) -> str:
     )
 
 
-def random_walks(graph: NeighborGraph, walks: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+def random_walks(graph: space.NeighborGraph, walks: int, steps: int, rng: np.random.Generator) -> np.ndarray:
     """int64[steps + 1, walks]: the rows visited. Starts are ``rng.integers(0, cells, walks)``; step t moves to
     neighbour ``floor(u * degree)`` of the current row's ascending neighbour list, u = ``rng.random((steps,
     walks))[t]``; a row without neighbours stays."""
@@ -118,7 +118,7 @@ def autocorrelation(values: np.ndarray, lags: Sequence[int] | np.ndarray) -> np.
     return np.array([ranks.pearson(values[:-lag].ravel(), values[lag:].ravel()) for lag in lags])
 
 
-def _gather(graph: NeighborGraph, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gather(graph: space.NeighborGraph, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(owner, neighbour) for every move out of ``rows``."""
     starts, counts = graph.indptr[rows], graph.degree()[rows]
     owner = np.repeat(np.arange(len(rows)), counts)
@@ -126,7 +126,7 @@ def _gather(graph: NeighborGraph, rows: np.ndarray) -> tuple[np.ndarray, np.ndar
     return owner, graph.indices[np.repeat(starts, counts) + offsets].astype(np.int64)
 
 
-def distances_from(graph: NeighborGraph, source: int, max_distance: int) -> np.ndarray:
+def distances_from(graph: space.NeighborGraph, source: int, max_distance: int) -> np.ndarray:
     """int64[cells]: fewest moves from ``source`` (0 for itself), -1 beyond ``max_distance``."""
     distance = np.full(graph.cells, -1, dtype=np.int64)
     distance[source] = 0
@@ -141,17 +141,17 @@ def distances_from(graph: NeighborGraph, source: int, max_distance: int) -> np.n
     return distance
 
 
-def reverse(graph: NeighborGraph) -> NeighborGraph:
+def reverse(graph: space.NeighborGraph) -> space.NeighborGraph:
     """The graph with every move turned around: row v lists the rows that reach v in one move."""
     sources = np.repeat(np.arange(graph.cells, dtype=np.int32), graph.degree())
     order = np.argsort(graph.indices, kind="stable")
     counts = np.bincount(graph.indices, minlength=graph.cells)
     indptr = np.zeros(graph.cells + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    return NeighborGraph(indptr, sources[order])
+    return space.NeighborGraph(indptr, sources[order])
 
 
-def nearest_other_source(reversed_graph: NeighborGraph, sources: np.ndarray, max_distance: int) -> np.ndarray:
+def nearest_other_source(reversed_graph: space.NeighborGraph, sources: np.ndarray, max_distance: int) -> np.ndarray:
     """int64[cells]: fewest moves from a source row other than the row itself (-1 beyond ``max_distance``).
 
     Multi-source relaxation keeping, per row, the nearest source and the nearest *other* source (two sources
@@ -204,7 +204,7 @@ def locality(
     seed: int = 0,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     max_distance: int = DEFAULT_MAX_DISTANCE,
-    graph: NeighborGraph | None = None,
+    graph: space.NeighborGraph | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Locality:
     """The locality analysis (see the module docstring).
@@ -229,7 +229,7 @@ def locality(
     say = progress or (lambda stage: None)
     if graph is None:
         say("neighbour graph")
-        graph = neighbours.neighbor_graph(columns.keys)
+        graph = space.neighbor_graph(columns.keys)
     say("random walks")
     lag_values = np.arange(1, lags + 1)
     if columns.cells:

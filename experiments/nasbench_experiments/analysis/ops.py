@@ -21,9 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import canonical
+from nasbench import canonical, space
 from nasbench.lib import config
-from nasbench_experiments.analysis import neighbours
 from nasbench_experiments.analysis.columns import Columns, check_metric
 
 OPS: tuple[str, ...] = tuple(config.AVAILABLE_OPS)
@@ -98,7 +97,7 @@ def ops(columns: Columns, budget: int = 108, metric: str = "validation") -> Ops:
     check_metric(metric)
     accuracy = columns.accuracy(budget, metric)
     time = columns.training_time(budget)
-    swaps = neighbours.op_swaps(columns.keys)
+    swaps = space.op_swaps(columns.keys)
     pair = (swaps.from_label * len(OPS) + swaps.to_label).astype(np.intp)
     change = np.take(accuracy, swaps.neighbors) - np.take(accuracy, swaps.rows)
     time_change = np.take(time, swaps.neighbors) - np.take(time, swaps.rows)

@@ -1,12 +1,13 @@
-"""Pareto frontier: accuracy against cost (trainable parameters, training time), and where the hand-designed
-cells sit.
+"""Pareto frontier: accuracy against cost (trainable parameters, training time, FLOPs), and where the
+hand-designed cells sit.
 
 A cell is on the frontier when no other cell costs at most as much and is at least as accurate with one of the
 two strictly better (cells tied on both are all kept). Accuracy is the mean over the 3 repeats of the final
 accuracy at one budget (validation at 108 epochs by default); training time is the mean final training time
-at that budget.
+at that budget. FLOPs are those of the cell's network for one 32x32x3 image (twice its multiply-accumulates,
+computed by ``nasbench.model``: the data holds none).
 
-The reference cells are the two hand-designed cells the poster places near the frontier (reference §1):
+The reference cells are the two hand-designed cells the poster places near the frontier (Ying et al. 2019):
 
 - *Inception-like*: the README's example cell (1x1, 3x3, two stacked 3x3 and a max-pool branch side by side);
 - *ResNet-like*: input → conv3x3 → conv3x3 → output plus the input → output skip (in NAS-Bench-101 an
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from nasbench import canonical
+from nasbench import canonical, model
 from nasbench.lib import config
 from nasbench_experiments.analysis.columns import Columns, check_metric
 
@@ -51,7 +52,16 @@ REFERENCE_CELLS: dict[str, tuple[list[list[int]], list[str]]] = {
         [_I, _C1, _C3, _C3, _C3, _MP, _O],
     ),
 }
-COSTS = ("parameters", "training_time")
+COSTS = ("parameters", "training_time", "flops")
+
+
+def cost_label(name: str, budget: int) -> str:
+    """The axis label of a cost."""
+    return {
+        "parameters": "trainable parameters",
+        "training_time": f"training time at {budget} epochs (s)",
+        "flops": "FLOPs per 32x32 image",
+    }[name]
 
 
 def frontier_rows(cost: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
@@ -125,7 +135,8 @@ class Pareto:
 def rule_text(metric: str, budget: int) -> str:
     return (
         f"accuracy = mean over the 3 repeats of the final {metric} accuracy at {budget} epochs; cost = trainable "
-        f"parameters, or the mean final training time at {budget} epochs (seconds); a cell is on the frontier "
+        f"parameters, the mean final training time at {budget} epochs (seconds), or the network's FLOPs for one "
+        f"32x32x3 image; a cell is on the frontier "
         f"when no other cell is at most as costly and at least as accurate, one of them strictly"
     )
 
@@ -151,15 +162,25 @@ def _reference(name: str, columns: Columns, cost: np.ndarray, accuracy: np.ndarr
     }
 
 
+def costs_of(columns: Columns, budget: int) -> dict[str, np.ndarray]:
+    """Every cost of every cell (float64), by name (``COSTS``)."""
+    _, macs = model.stats_of_keys(columns.keys)
+    return {
+        "parameters": columns.parameters.astype(np.float64),
+        "training_time": columns.training_time(budget),
+        "flops": 2.0 * macs.astype(np.float64),
+    }
+
+
 def pareto(columns: Columns, budget: int = 108, metric: str = "validation") -> Pareto:
-    """The frontiers against parameters and against training time (see the module docstring).
+    """The frontiers against parameters, training time and FLOPs (see the module docstring).
 
     Raises:
       ConfigurationError: a budget the data does not hold, or an unknown metric.
     """
     check_metric(metric)
     accuracy = columns.accuracy(budget, metric)
-    costs = {"parameters": columns.parameters.astype(np.float64), "training_time": columns.training_time(budget)}
+    costs = costs_of(columns, budget)
     best = columns.ranking(budget, metric).order()[0] if columns.cells else -1
     frontiers = {}
     for name, cost in costs.items():

@@ -3,7 +3,6 @@ the result it is given, so a plot can be redrawn from the same numbers the table
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,14 @@ import matplotlib.ticker as ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from nasbench import files
 from nasbench_experiments.analysis import budget_correlation as budget_module
 from nasbench_experiments.analysis.budget_correlation import BudgetCorrelation
 from nasbench_experiments.analysis.columns import Columns
 from nasbench_experiments.analysis.locality import Locality
 from nasbench_experiments.analysis.noise import Noise
 from nasbench_experiments.analysis.ops import OPS, Ops
-from nasbench_experiments.analysis.pareto import Pareto
+from nasbench_experiments.analysis.pareto import Pareto, cost_label, costs_of
 from nasbench_experiments.analysis.summary import HISTOGRAM_BINS, Summary
 
 _DPI = 90
@@ -37,13 +37,11 @@ def _plain_log(axis: Any, which: str) -> None:
 
 
 def _save(figure: Figure, path: Path) -> Path:
-    temp = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
-        figure.savefig(temp, dpi=_DPI, format="png")
-        os.replace(temp, path)
+        with files.atomic_path(path) as temp:
+            figure.savefig(temp, dpi=_DPI, format="png")
     finally:
         plt.close(figure)
-        temp.unlink(missing_ok=True)
     return path
 
 
@@ -83,8 +81,8 @@ def budget_correlation(result: BudgetCorrelation, folder: Path, label: str) -> P
 
 def pareto(result: Pareto, columns: Columns, folder: Path, label: str) -> Path:
     accuracy = columns.accuracy(result.budget, result.metric)
-    costs = {"parameters": columns.parameters.astype(np.float64), "training_time": columns.training_time(result.budget)}
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    costs = costs_of(columns, result.budget)
+    figure, axes = plt.subplots(1, len(result.frontiers), figsize=(5.5 * len(result.frontiers), 4.2))
     low = float(np.quantile(accuracy, 0.02)) if len(accuracy) else 0.0
     high = float(accuracy.max()) + 0.003 if len(accuracy) else 1.0
     for axis, (name, frontier) in zip(axes, result.frontiers.items(), strict=True):
@@ -110,9 +108,7 @@ def pareto(result: Pareto, columns: Columns, folder: Path, label: str) -> Path:
         axis.set_xscale("log")
         _plain_log(axis, "x")
         axis.set_ylim(low, high)
-        axis.set_xlabel(
-            "trainable parameters" if name == "parameters" else f"training time at {result.budget} epochs (s)"
-        )
+        axis.set_xlabel(cost_label(name, result.budget))
         axis.set_ylabel(f"mean {result.metric} accuracy at {result.budget} epochs")
         axis.legend(fontsize=7, loc="lower right")
     figure.suptitle(f"Accuracy against cost ({label}); grey: cell density", fontsize=10)

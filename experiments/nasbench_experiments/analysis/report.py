@@ -8,20 +8,20 @@ written atomically (temporary file, then rename).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nasbench import files
 from nasbench_experiments.analysis import budget_correlation as budget_module
 from nasbench_experiments.analysis.budget_correlation import BudgetCorrelation
 from nasbench_experiments.analysis.columns import Columns
 from nasbench_experiments.analysis.locality import Locality
 from nasbench_experiments.analysis.noise import Noise
 from nasbench_experiments.analysis.ops import OPS, Ops
-from nasbench_experiments.analysis.pareto import Pareto
+from nasbench_experiments.analysis.pareto import Pareto, cost_label
 from nasbench_experiments.analysis.summary import Summary
 
 _TITLES = {
@@ -119,7 +119,7 @@ def _budget_correlation(result: BudgetCorrelation) -> str:
 def _pareto(result: Pareto) -> str:
     parts = []
     for name, frontier in result.frontiers.items():
-        label = "trainable parameters" if name == "parameters" else f"training time at {result.budget} epochs (s)"
+        label = cost_label(name, result.budget)
         parts.append(
             f"**Against {label}**: {len(frontier.rows)} cells on the frontier; the most accurate cell is cheaper "
             f"than {frontier.best_cost_quantile:.1%} of the cells."
@@ -127,7 +127,7 @@ def _pareto(result: Pareto) -> str:
         shown = list(range(len(frontier.rows)))
         if len(shown) > 25:
             shown = shown[:10] + shown[-15:]
-        digits = 0 if name == "parameters" else 1
+        digits = 1 if name == "training_time" else 0
         rows = [
             [
                 result.hashes[frontier.rows[i]].tobytes().hex(),
@@ -307,12 +307,7 @@ def _plot(name: str, result: Any, columns: Columns, folder: Path, label: str) ->
 
 
 def _write_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        temp.write_text(text)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    files.write_atomically(path, lambda handle: handle.write(text.encode()))
 
 
 def results_document(columns: Columns, results: dict[str, Any], skipped: dict[str, str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 - per budget, the distribution of accuracy (mean over the 3 repeats of the final validation and test
   accuracy): quantiles and a histogram over 100 equal bins of [0, 1];
 - per budget, the best cell by mean validation and by mean test accuracy, with its spec, trainable parameters
-  and training time: these are the optima every regret needs (``nasbench.optima``, the same function the
+  and training time: these are the optima every regret needs (``NASBench.optima``'s rule, the same function the
   engine caches), so the regret of a study can be checked against this table;
 - the range of trainable parameters and of training time.
 
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from nasbench import canonical
-from nasbench.optima import optima
 from nasbench_experiments.analysis.columns import TEST, TRAINING_TIME, VALIDATION, Columns
 
 HISTOGRAM_BINS = np.linspace(0.0, 1.0, 101)
@@ -100,7 +99,7 @@ def summarize(columns: Columns) -> Summary:
         for budget in columns.epochs
     }
     best, found = [], {}
-    for budget, optimum in optima(columns.metrics, columns.epochs).items():
+    for budget, optimum in columns.optima().items():
         by_validation = cell_record(columns, optimum.validation_row, budget)
         by_test = cell_record(columns, optimum.test_row, budget)
         best += [{"by": "validation", **by_validation}, {"by": "test", **by_test}]

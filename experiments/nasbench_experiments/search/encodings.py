@@ -8,7 +8,7 @@ Usage::
     spec = encoding.to_spec(config)                        # api.ModelSpec, or None: invalid by the benchmark's rule
     encoding.configspace()                                 # the same space as a ConfigSpace object (for SMAC etc.)
 
-The rules are those of the benchmark code (shared/reference/benchmarking-and-analyses.md §4), so that a script
+The rules are those of the benchmark code (automl/nas_benchmarks, tabular_benchmarks/nas_cifar10.py), so that a script
 written for the paper's benchmark gets the same objective values:
 
 - every encoding has ``op_node_0`` … ``op_node_4`` (the ops of vertices 1–5 of a 7-vertex cell); the 21 upper-

@@ -23,6 +23,7 @@ from nasbench import api
 from nasbench_experiments.search.encodings import OPS, CellEncoding, Encoding
 from nasbench_experiments.search.problem import FINAL_EPOCHS, Evaluation, Problem
 from nasbench_experiments.search.random_search import RandomSearch
+from nasbench_experiments.search.subspaces import Dataset
 
 DEFAULT_POPULATION = 100
 DEFAULT_TOURNAMENT = 10
@@ -76,8 +77,9 @@ def _upper(size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(size, k=1)
 
 
-def mutate_cell(parent: api.ModelSpec, rng: np.random.Generator, nasbench: api.NASBench) -> api.ModelSpec:
-    """One edit of the cell, chosen uniformly among its edge flips and op changes, until valid and different."""
+def mutate_cell(parent: api.ModelSpec, rng: np.random.Generator, nasbench: Dataset) -> api.ModelSpec:
+    """One edit of the cell, chosen uniformly among its edge flips and op changes, until valid and different (on a
+    subspace: until in the subspace, ``SubspaceView.is_valid``)."""
     matrix, ops = parent.matrix, parent.ops
     if matrix is None or ops is None:
         raise ValueError("cannot mutate an invalid spec (the input is not connected to the output)")

@@ -24,7 +24,7 @@ from nasbench_experiments.search.random_search import RandomSearch
 
 _NEIGHBOURS_MEMO = 1 << 14
 _MAX_DRAWS = 1000
-_neighbours_memo: dict[Hashable, list[api.ModelSpec]] = {}
+_neighbours_memo: dict[Hashable, list[api.ModelSpec]] = {}  # by dataset (whole or a subspace's view) and cell
 
 
 class LocalSearch:
@@ -89,7 +89,7 @@ class LocalSearch:
     def _neighbours(self, point: Any) -> list[Any]:
         encoding = self.problem.encoding
         if isinstance(encoding, CellEncoding):
-            key = self._identity(point)
+            key = (self.problem.nasbench, self._identity(point))
             found = _neighbours_memo.get(key)
             if found is None:
                 found = self.problem.nasbench.neighbors(point)

@@ -11,7 +11,7 @@ Usage::
     optimize(make_optimizer("re", problem), problem)            # ask/tell until the simulated budget is spent
     problem.columns()                                           # every evaluation, as columns
 
-The objective is the paper's benchmark (shared/reference/benchmarking-and-analyses.md §3–4): the validation error
+The objective is the paper's benchmark (automl/nas_benchmarks, tabular_benchmarks/nas_cifar10.py): the validation error
 of one training run at the queried budget, at the cost of that run's training time; a configuration the
 benchmark calls invalid scores error 1 at cost 0. The repeat (one of the three training runs) is drawn as the
 original draws it (a uniform ``randint(0, 2)`` per evaluation), but from this run's own ``random.Random``,
@@ -33,11 +33,13 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from nasbench import api
-from nasbench.errors import ConfigurationError
+from nasbench.errors import ConfigurationError, UnknownCellError
 from nasbench_experiments.search.encodings import ENCODINGS, CellEncoding, Encoding
+from nasbench_experiments.search.subspaces import Dataset
 
 FINAL_EPOCHS = 108
 NUM_REPEATS = 3
+MULTI_FIDELITY_BUDGETS = (4, 12, 36, 108)
 _MEMO_LIMIT = 1 << 16
 
 
@@ -57,6 +59,18 @@ class Optimizer(Protocol):
     def tell(self, point: Any, epochs: int, evaluation: Evaluation) -> None: ...
 
 
+class Draw(NamedTuple):
+    """One drawn evaluation, before it is recorded (see ``Problem.draw``)."""
+
+    epochs: int
+    valid: bool
+    accuracy: float  # validation accuracy of the drawn run at the queried budget (0 when invalid)
+    cost: float  # its training time in seconds (0 when invalid)
+    test_108: float  # the cell's mean test accuracy at 108 epochs (NaN when invalid)
+    validation_108: float
+    cell: int  # cell_id, -1 when invalid
+
+
 class _Answer(NamedTuple):
     """The three runs of a cell at one budget, plus what bookkeeping needs at 108 epochs (immutable data)."""
 
@@ -71,7 +85,8 @@ class Problem:
     """One run: an encoding over a dataset, a seed, a simulated-time budget, and the record of evaluations.
 
     Args:
-      nasbench: an ``api.NASBench`` (store or server); shared by the runs of a process, never mutated here.
+      nasbench: an ``api.NASBench`` (store or server), or its view restricted to a subspace
+        (``subspaces.restrict``); shared by the runs of a process, never mutated here.
       encoding: ``A``, ``B``, ``C`` or ``cells`` (see ``encodings``).
       seed: the run's seed: repeats and the optimizer's generator derive from it.
       budget_s: stop once the summed training time reaches this many simulated seconds.
@@ -80,7 +95,7 @@ class Problem:
 
     def __init__(
         self,
-        nasbench: api.NASBench,
+        nasbench: Dataset,
         encoding: str,
         seed: int,
         budget_s: float,
@@ -113,6 +128,7 @@ class Problem:
         self._test_108: list[float] = []
         self._validation_108: list[float] = []
         self._cell: list[int] = []
+        self._finished: list[float] | None = None  # wall-clock times of parallel runs (None: one worker)
 
     # --- what optimizers call --------------------------------------------------------------------------------
 
@@ -139,6 +155,11 @@ class Problem:
         Raises:
           ConfigurationError: ``epochs`` is not a budget of the dataset.
         """
+        return self.record(self.draw(point, epochs))
+
+    def draw(self, point: Any, epochs: int = FINAL_EPOCHS) -> Draw:
+        """What training ``point`` for ``epochs`` gives (the repeat drawn now), not yet recorded: a simulation of
+        parallel workers draws when a run starts and records it when the run ends (``record``)."""
         if epochs not in self.epochs:
             raise ConfigurationError(f"epochs must be one of {list(self.epochs)}, got {epochs}")
         if isinstance(point, api.ModelSpec):
@@ -153,9 +174,9 @@ class Problem:
                     self._by_config.clear()
                 self._by_config[key] = answer
         if answer is None:
-            return self._record(epochs, False, 0.0, 0.0, np.nan, np.nan, -1)
+            return Draw(epochs, False, 0.0, 0.0, np.nan, np.nan, -1)
         index = self._repeats.randrange(NUM_REPEATS)
-        return self._record(
+        return Draw(
             epochs,
             True,
             answer.validation[index],
@@ -165,40 +186,48 @@ class Problem:
             answer.cell,
         )
 
+    def record(self, draw: Draw, finished_at: float | None = None) -> Evaluation:
+        """Record a drawn evaluation as the next row; ``finished_at`` is its simulated wall-clock time when
+        workers run in parallel (default: the summed cost so far, one worker)."""
+        if finished_at is not None:
+            if self._finished is None:
+                if self._epochs:
+                    raise ValueError("a run records its wall-clock times from its first evaluation on, or never")
+                self._finished = []
+            self._finished.append(finished_at)
+        self._epochs.append(draw.epochs)
+        self._valid.append(draw.valid)
+        self._validation.append(draw.accuracy)
+        self._cost.append(draw.cost)
+        self._test_108.append(draw.test_108)
+        self._validation_108.append(draw.validation_108)
+        self._cell.append(draw.cell)
+        self.elapsed += draw.cost
+        return Evaluation(1.0 - draw.accuracy, draw.cost, draw.valid)
+
     # --- the record ------------------------------------------------------------------------------------------
 
     def columns(self) -> dict[str, np.ndarray]:
         """Every evaluation so far, in order (accuracies, so that regrets against the optimum are exact):
 
         epochs; valid; validation_accuracy (of the drawn run at the queried budget; 0 when invalid, i.e. error
-        1); cost (its training time, s; 0 when invalid); time (the cumulative cost, s); mean_test_accuracy and
+        1); cost (its training time, s; 0 when invalid); time (the cumulative cost, s, or the
+        simulated wall-clock time the evaluation ended when workers run in parallel); mean_test_accuracy and
         mean_validation_accuracy (the cell's means over the three runs at 108 epochs; NaN when invalid); cell
         (a compact id of the stored cell, ``cell_id``; -1 when invalid).
         """
         cost = np.array(self._cost, dtype=np.float64)
+        time = np.cumsum(cost) if self._finished is None else np.array(self._finished, dtype=np.float64)
         return {
             "epochs": np.array(self._epochs, dtype=np.int16),
             "valid": np.array(self._valid, dtype=bool),
             "validation_accuracy": np.array(self._validation, dtype=np.float64),
             "cost": cost,
-            "time": np.cumsum(cost),
+            "time": time,
             "mean_test_accuracy": np.array(self._test_108, dtype=np.float64),
             "mean_validation_accuracy": np.array(self._validation_108, dtype=np.float64),
             "cell": np.array(self._cell, dtype=np.int64),
         }
-
-    def _record(
-        self, epochs: int, valid: bool, accuracy: float, cost: float, test_108: float, validation_108: float, cell: int
-    ) -> Evaluation:
-        self._epochs.append(epochs)
-        self._valid.append(valid)
-        self._validation.append(accuracy)
-        self._cost.append(cost)
-        self._test_108.append(test_108)
-        self._validation_108.append(validation_108)
-        self._cell.append(cell)
-        self.elapsed += cost
-        return Evaluation(1.0 - accuracy, cost, valid)
 
     def _answer(self, spec: api.ModelSpec, epochs: int) -> _Answer | None:
         """The immutable answer of the data for a spec at a budget (memoized per process), None if invalid."""
@@ -212,6 +241,11 @@ class Problem:
                 data = self.nasbench.query(spec, epochs, repeat="all")
             except api.OutOfDomainError:
                 return None
+            except UnknownCellError as exc:  # a subset store: the benchmark's data holds every cell of the space
+                raise ConfigurationError(
+                    f"the dataset has no cell {exc.args[0]}, a valid cell of the space: encoding "
+                    f"{self.encoding_name} needs a store of every cell (use the encoding 'cells' on a subset store)"
+                ) from None
             final = data if epochs == FINAL_EPOCHS else self.nasbench.query(spec, FINAL_EPOCHS, repeat="all")
             answer = _Answer(
                 tuple(data["training_time"]),
@@ -226,11 +260,21 @@ class Problem:
         return answer
 
 
+def require_budgets(problem: Problem, name: str) -> None:
+    """Multi-fidelity optimizers need every budget of the full dataset."""
+    missing = [epochs for epochs in MULTI_FIDELITY_BUDGETS if epochs not in problem.epochs]
+    if missing:
+        raise ConfigurationError(
+            f"{name} is multi-fidelity and needs a dataset with the budgets {list(MULTI_FIDELITY_BUDGETS)} epochs; "
+            f"this one has {list(problem.epochs)} (build the store from nasbench_full.tfrecord)"
+        )
+
+
 _ABSENT: Any = object()  # a memo's missing entry (None is a memoized invalid answer)
-_MEMOS: weakref.WeakKeyDictionary[api.NASBench, dict[str, dict[Hashable, _Answer | None]]] = weakref.WeakKeyDictionary()
+_MEMOS: weakref.WeakKeyDictionary[Dataset, dict[str, dict[Hashable, _Answer | None]]] = weakref.WeakKeyDictionary()
 
 
-def _memo_of(nasbench: api.NASBench, name: str) -> dict[Hashable, _Answer | None]:
+def _memo_of(nasbench: Dataset, name: str) -> dict[Hashable, _Answer | None]:
     """A memo of answers shared by every run of this process over this NASBench object (the data never changes,
     so sharing changes no result, only how often the API is asked)."""
     memos = _MEMOS.get(nasbench)

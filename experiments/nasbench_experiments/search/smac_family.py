@@ -9,6 +9,13 @@
   BOHB's kernel density estimator, so BOHB's KDE settings (min bandwidth 0.3, 64 samples, bandwidth factor 3)
   have no counterpart; see docs/compare.md.
 
+Runs repeat exactly per seed, in any process. SMAC's local search of the acquisition function starts from a
+``set`` of configurations (``LocalSearch._get_init_points_from_previous_configs``, smac 2.4) and a
+``Configuration`` hashes its ``repr``, a string, so the order of the start points, and with it which start
+point gets which seed of the neighbourhood generator, followed Python's per-process string hash
+(``PYTHONHASHSEED``): the same seed's runs parted after a few hundred evaluations in another process. Here the
+same start points are searched in a fixed order (by their vector).
+
 SMAC writes nothing: its output folder is a temporary directory removed with the optimizer, and results are
 never saved per trial (``tell(save=False)``).
 
@@ -22,31 +29,28 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from nasbench.errors import ConfigurationError
+from ConfigSpace import Configuration
+from smac import HyperbandFacade, HyperparameterOptimizationFacade, MultiFidelityFacade, Scenario
+from smac.acquisition.maximizer import LocalAndSortedRandomSearch, LocalSearch
+from smac.facade.abstract_facade import AbstractFacade
+from smac.runhistory.dataclasses import TrialValue
+
 from nasbench_experiments.search.encodings import vector_encoding
-from nasbench_experiments.search.problem import FINAL_EPOCHS, Evaluation, Problem
+from nasbench_experiments.search.problem import (
+    FINAL_EPOCHS,
+    MULTI_FIDELITY_BUDGETS,
+    Evaluation,
+    Problem,
+    require_budgets,
+)
 
-if TYPE_CHECKING:
-    from smac.facade.abstract_facade import AbstractFacade
-
-MULTI_FIDELITY_BUDGETS = (4, 12, 36, 108)
 DEFAULT_TREES = 10
 DEFAULT_RANDOM_FRACTION = 1 / 3
 DEFAULT_MAX_CONFIG_CALLS = 4
 DEFAULT_ETA = 3
 _MAX_TRIALS = 10**9
-
-
-def require_budgets(problem: Problem, name: str) -> None:
-    """Multi-fidelity optimizers need every budget of the full dataset."""
-    missing = [epochs for epochs in MULTI_FIDELITY_BUDGETS if epochs not in problem.epochs]
-    if missing:
-        raise ConfigurationError(
-            f"{name} is multi-fidelity and needs a dataset with the budgets {list(MULTI_FIDELITY_BUDGETS)} epochs; "
-            f"this one has {list(problem.epochs)} (build the store from nasbench_full.tfrecord)"
-        )
 
 
 class SMACOptimizer:
@@ -61,8 +65,6 @@ class SMACOptimizer:
         max_config_calls: int = DEFAULT_MAX_CONFIG_CALLS,
         eta: int = DEFAULT_ETA,
     ) -> None:
-        from smac import HyperbandFacade, HyperparameterOptimizationFacade, MultiFidelityFacade, Scenario
-
         if kind in ("hb", "bohb"):
             require_budgets(problem, kind)
         logging.getLogger("smac").setLevel(logging.ERROR)
@@ -78,6 +80,7 @@ class SMACOptimizer:
                 scenario,
                 _never_called,
                 model=facade.get_model(scenario, n_trees=n_trees),
+                acquisition_maximizer=_acquisition_maximizer(scenario),
                 random_design=facade.get_random_design(scenario, probability=random_fraction),
                 intensifier=facade.get_intensifier(scenario, max_config_calls=max_config_calls),
                 overwrite=True,
@@ -96,6 +99,7 @@ class SMACOptimizer:
             if kind == "bohb":
                 extra["model"] = MultiFidelityFacade.get_model(scenario, n_trees=n_trees)
                 extra["random_design"] = MultiFidelityFacade.get_random_design(scenario, probability=random_fraction)
+                extra["acquisition_maximizer"] = _acquisition_maximizer(scenario)
             self.smac = multi_fidelity(
                 scenario,
                 _never_called,
@@ -113,8 +117,6 @@ class SMACOptimizer:
         return dict(self._trial.config), epochs
 
     def tell(self, point: Any, epochs: int, evaluation: Evaluation) -> None:
-        from smac.runhistory.dataclasses import TrialValue
-
         self.smac.tell(self._trial, TrialValue(cost=evaluation.validation_error, time=evaluation.cost), save=False)
 
     def close(self) -> None:
@@ -124,6 +126,28 @@ class SMACOptimizer:
 
     def __del__(self) -> None:
         self.close()
+
+
+class _OrderedStartLocalSearch(LocalSearch):
+    """SMAC's local search of the acquisition function, its start points in a fixed order (see the module
+    docstring)."""
+
+    def _get_init_points_from_previous_configs(
+        self,
+        previous_configs: list[Configuration],
+        n_points: int,
+        additional_start_points: list[tuple[float, Configuration]] | None,
+    ) -> list[Configuration]:
+        points = super()._get_init_points_from_previous_configs(previous_configs, n_points, additional_start_points)
+        return sorted(points, key=lambda config: config.get_array().tobytes())
+
+
+def _acquisition_maximizer(scenario: Scenario) -> LocalAndSortedRandomSearch:
+    """The facades' default acquisition maximizer (local and sorted random search, their settings), its local
+    search (the library's defaults) replaced by the ordered one."""
+    maximizer = HyperparameterOptimizationFacade.get_acquisition_maximizer(scenario)
+    maximizer._local_search = _OrderedStartLocalSearch(scenario.configspace, seed=scenario.seed)
+    return maximizer
 
 
 def _nearest_budget(budget: float) -> int:

@@ -1,4 +1,5 @@
-"""Incumbents and regrets, exactly as the paper's benchmark code computes them (reference §3).
+"""Incumbents and regrets, exactly as the paper's benchmark code computes them (Ying et al., 2019, section 5;
+https://github.com/automl/nas_benchmarks).
 
 After each evaluation the incumbent is the evaluated configuration with the lowest validation error *at its
 queried budget* so far (a strict improvement is needed to replace it; invalid configurations never count);

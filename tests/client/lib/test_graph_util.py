@@ -1,4 +1,5 @@
-"""graph_util: the original tests (reference §7.1), rewritten from their description, plus bad input."""
+"""graph_util: the original tests (google-research/nasbench nasbench/tests/graph_util_test.py), rewritten
+from their description, plus bad input."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def test_hash_module_differs_for_different_graphs() -> None:
 
 
 def test_hash_module_vectors() -> None:
-    """Hashes computed with the original code (reference §7.3)."""
+    """Hashes computed with the original code (google-research/nasbench nasbench/lib/graph_util.py)."""
     h = graph_util.hash_module
     assert h(np.array([[0, 1], [0, 0]]), [-1, -2]) == "043721b9c7fe8c5fad811d47d83132ec"
     chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
@@ -186,11 +187,12 @@ def _middle_components(matrix: np.ndarray) -> int:
 
 
 def test_hash_module_of_float_matrices_as_the_original() -> None:
-    """Float matrices print degrees as 4.0: other strings, another hash (issue #32), reproduced bit for bit."""
+    """Float matrices print degrees as 4.0: other strings, another hash (google-research/nasbench#32),
+    reproduced bit for bit."""
     pruned = ModelSpec(np.array(ISSUE_32[0]), ISSUE_32[1])  # vertex 4 feeds nothing: 6 vertices remain
     matrix = pruned.matrix
     labels = [-1] + [AVAILABLE.index(op) for op in pruned.ops[1:-1]] + [-2]
-    assert graph_util.hash_module(matrix, labels) == "edb7648dd596405eddc9a5c607b494a6"  # reference §7.3
+    assert graph_util.hash_module(matrix, labels) == "edb7648dd596405eddc9a5c607b494a6"  # the original code's
     assert graph_util.hash_module(matrix.astype(float), labels) == "926a133285cb34c1a38eefe60e7586d4"
     chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)
     assert graph_util.hash_module(chain, [-1, 0, -2]) == reference_hash(chain, [-1, 0, -2])
@@ -213,7 +215,7 @@ def test_hash_module_equals_the_reference_text(matrix: np.ndarray, labels: list[
 
 
 def test_reference_text_reproduces_the_reference_vectors() -> None:
-    """The oracle above is itself checked against hashes computed with the original code (§7.3)."""
+    """The oracle above is itself checked against hashes computed with the original code."""
     chain = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
     assert reference_hash(chain, [-1, 0, -2]) == "b49ac8c578b4561d79ac7087988f1c61"
     pruned = ModelSpec(np.array(ISSUE_32[0], dtype=float), ISSUE_32[1])

@@ -1,4 +1,5 @@
-"""ModelSpec: the original tests (reference §7.2), the original messages, pruning rules, and bad input."""
+"""ModelSpec: the original tests (google-research/nasbench nasbench/tests/model_spec_test.py), the original
+messages, pruning rules, and bad input."""
 
 from __future__ import annotations
 
@@ -144,12 +145,13 @@ ISSUE_32_MATRIX, ISSUE_32_OPS = ISSUE_32
 
 @pytest.mark.parametrize(("matrix", "ops", "expected"), HASH_VECTORS)
 def test_hash_spec_vectors(matrix: list[list[int]], ops: list[str], expected: str) -> None:
-    """Hashes computed with the original code (reference §7.3)."""
+    """Hashes computed with the original code (google-research/nasbench nasbench/lib/graph_util.py)."""
     assert ModelSpec(np.array(matrix), ops).hash_spec(AVAILABLE) == expected
 
 
 def test_hash_spec_issue_32_int_and_float() -> None:
-    """The same cell as an int matrix is in the space; as a float matrix it hashes differently (issue #32)."""
+    """The same cell as an int matrix is in the space; as a float matrix it hashes differently
+    (google-research/nasbench#32)."""
     assert ModelSpec(np.array(ISSUE_32_MATRIX), ISSUE_32_OPS).hash_spec(AVAILABLE) == (
         "edb7648dd596405eddc9a5c607b494a6"
     )
@@ -205,7 +207,7 @@ def test_nan_above_diagonal_is_accepted_like_the_original() -> None:
     spec = ModelSpec([[0, math.nan], [0, 0]], [I, O])
     assert spec.valid_spec
     assert spec.hash_spec(AVAILABLE) == reference_hash(np.array([[0, math.nan], [0, 0]]), [-1, -2])
-    assert spec.hash_spec(AVAILABLE) != "043721b9c7fe8c5fad811d47d83132ec"  # the int matrix's hash (§7.3)
+    assert spec.hash_spec(AVAILABLE) != "043721b9c7fe8c5fad811d47d83132ec"  # the int matrix's hash
 
 
 def test_non_binary_entries_are_accepted_like_the_original() -> None:
@@ -222,7 +224,8 @@ def test_tuple_ops_are_pruned_instead_of_crashing() -> None:
 
 
 def test_more_than_seven_vertices_construct_fine() -> None:
-    """The spec itself has no size limit; the API rejects such cells (reference §1.7)."""
+    """The spec itself has no size limit; the API rejects such cells
+    (google-research/nasbench nasbench/api.py, _check_spec)."""
     size = 9
     matrix = np.eye(size, k=1, dtype=int)
     spec = ModelSpec(matrix, [I] + [C3] * (size - 2) + [O])
@@ -242,11 +245,11 @@ def test_object_matrix_with_a_dangling_vertex_is_pruned() -> None:
     assert spec.matrix.dtype == object and spec.matrix.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
 
 
-# --- property: pruning matches the rules of reference §2 on random upper-triangular matrices --------------
+# --- property: pruning matches the original's rules (nasbench/lib/model_spec.py), random upper-triangular matrices
 
 
 def _reference_prune(matrix: np.ndarray) -> list[int] | None:
-    """Vertices kept by the rules of reference §2 (a plain statement of them), or None when invalid."""
+    """Vertices kept by the original's pruning rules (a plain statement of them), or None when invalid."""
     size = len(matrix)
     reach = {0}
     for src in range(size):
@@ -348,7 +351,7 @@ def test_both_analyses_agree_with_the_rule_up_to_sixteen_vertices() -> None:
     """The integer-operation analysis (``_analyze_lanes``, used from 8 to 16 vertices) and the entry-by-entry
     one, on 2,000 seeded random matrices of 1 to 16 vertices at densities from empty to full (the full ones
     take the row- and column-sum shortcut), and each refuses an entry below the diagonal."""
-    from nasbench import canonical
+    from nasbench._cells import codes
     from nasbench.lib import model_spec
 
     rng = np.random.default_rng(20261201)
@@ -360,7 +363,7 @@ def test_both_analyses_agree_with_the_rule_up_to_sixteen_vertices() -> None:
                 matrix[upper] = rng.random(len(upper[0])) < density
                 rows = matrix.tolist()
                 expected = _extraneous(rows)
-                lanes = canonical.lanes01(matrix)
+                lanes = codes.lanes01(matrix)
                 assert model_spec._analyze_lanes(lanes, size) == expected, rows
                 assert model_spec._analyze_rows(rows) == expected, rows
                 if size >= 2:
@@ -368,7 +371,7 @@ def test_both_analyses_agree_with_the_rule_up_to_sixteen_vertices() -> None:
                     dst = int(rng.integers(src + 1))
                     below = matrix.copy()
                     below[src, dst] = 1
-                    assert model_spec._analyze_lanes(canonical.lanes01(below), size) is None
+                    assert model_spec._analyze_lanes(codes.lanes01(below), size) is None
                     assert model_spec._analyze_rows(below.tolist()) is None
                 if size >= 8:  # beyond the space's sizes: the public path is the integer one
                     spec = ModelSpec(matrix, list(range(size)))
@@ -381,22 +384,22 @@ def test_both_analyses_agree_with_the_rule_up_to_sixteen_vertices() -> None:
 
 def test_one_missing_edge_defeats_the_shortcut() -> None:
     """Full DAGs of 8 to 16 vertices need no pruning; without every edge into vertex v (or out of it) v goes."""
-    from nasbench import canonical
+    from nasbench._cells import codes
     from nasbench.lib import model_spec
 
     for size in range(8, 17):
         full = np.triu(np.ones((size, size), dtype=np.int8), 1)
-        assert model_spec._analyze_lanes(canonical.lanes01(full), size) == ()
+        assert model_spec._analyze_lanes(codes.lanes01(full), size) == ()
         for v in range(1, size - 1):
             no_in = full.copy()
             no_in[:, v] = 0
             no_out = full.copy()
             no_out[v, :] = 0
-            assert model_spec._analyze_lanes(canonical.lanes01(no_in), size) == (v,)
-            assert model_spec._analyze_lanes(canonical.lanes01(no_out), size) == (v,)
+            assert model_spec._analyze_lanes(codes.lanes01(no_in), size) == (v,)
+            assert model_spec._analyze_lanes(codes.lanes01(no_out), size) == (v,)
         only_input = full.copy()
         only_input[:, size - 1] = 0
-        assert model_spec._analyze_lanes(canonical.lanes01(only_input), size) == tuple(range(size))
+        assert model_spec._analyze_lanes(codes.lanes01(only_input), size) == tuple(range(size))
 
 
 def test_visualize_draws_the_pruned_cell() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nasbench import canonical, space
-from nasbench.store import layout
+from nasbench._store import layout
 from nasbench_builder import synthetic, writer
 from nasbench_experiments.analysis import columns, pareto
 
@@ -28,12 +28,12 @@ HAND_CELLS = {
 
 @pytest.fixture(scope="session")
 def small_columns(small_store: Path) -> columns.Columns:
-    return columns.from_store(small_store)
+    return columns.load(small_store)
 
 
 @pytest.fixture(scope="session")
 def full_columns(full_store: Path) -> columns.Columns:
-    return columns.from_store(full_store)
+    return columns.load(full_store)
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from nasbench import canonical
+from nasbench._store.reader import Store
 from nasbench.errors import ConfigurationError
 from nasbench.lib import config
-from nasbench.store.reader import Store
 from nasbench_experiments.analysis import budget_correlation, columns, noise, ops
 
 
@@ -29,7 +29,7 @@ def _top(store: Store, values: np.ndarray, fraction: float) -> np.ndarray:
 @pytest.mark.parametrize("store_name", ["small_store", "full_store"])
 def test_budget_correlation_equals_spearmanr_on_the_same_subsets(request, store_name: str) -> None:
     path = request.getfixturevalue(store_name)
-    result = budget_correlation.budget_correlation(columns.from_store(path))
+    result = budget_correlation.budget_correlation(columns.load(path))
     store = Store.open(path)
     entries = [(i, j) for i in range(6) for j in range(5)]
     if store_name == "full_store":  # scipy on 423,624 cells is slow: a few entries, both ends of the table
@@ -44,7 +44,7 @@ def test_budget_correlation_equals_spearmanr_on_the_same_subsets(request, store_
 
 
 def test_budget_correlation_by_test_accuracy(small_store) -> None:
-    result = budget_correlation.budget_correlation(columns.from_store(small_store), metric="test")
+    result = budget_correlation.budget_correlation(columns.load(small_store), metric="test")
     store = Store.open(small_store)
     rows = _top(store, _store_accuracy(store, 108, 7), 0.25)
     expected = stats.spearmanr(_store_accuracy(store, 36, 7)[rows], _store_accuracy(store, 108, 7)[rows])
@@ -54,7 +54,7 @@ def test_budget_correlation_by_test_accuracy(small_store) -> None:
 
 
 def test_a_budget_absent_from_the_data_is_a_clear_error(only108_store) -> None:
-    data = columns.from_store(only108_store)
+    data = columns.load(only108_store)
     with pytest.raises(ConfigurationError, match=r"budget 4 epochs is not in this dataset \(it holds: 108\)"):
         budget_correlation.budget_correlation(data)
     with pytest.raises(ConfigurationError, match="unknown metric 'loss'"):

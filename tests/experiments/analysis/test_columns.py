@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nasbench.engine import Engine
+from nasbench._engine.engine import Engine
 from nasbench.errors import ConfigurationError, ServiceUnavailableError
 from nasbench_experiments.analysis import analyses, columns
 
@@ -62,7 +62,7 @@ def test_server_holding_a_subset_of_the_space(tmp_path, small_store, small_colum
 
     process = ServerProcess(small_store, tmp_path).wait_serving()
     try:
-        remote = columns.from_server(f"grpc://{process.address}")
+        remote = columns.load(f"grpc://{process.address}")
     finally:
         process.stop()
     _assert_same_columns(remote, small_columns)
@@ -70,7 +70,7 @@ def test_server_holding_a_subset_of_the_space(tmp_path, small_store, small_colum
 
 def test_no_server_is_a_clear_error() -> None:
     with pytest.raises(ServiceUnavailableError, match=r"127\.0\.0\.1:9"):
-        columns.from_server("grpc://127.0.0.1:9", timeout=2)
+        columns.load("grpc://127.0.0.1:9", timeout=2)
 
 
 def test_budget_and_metric_errors_name_the_choices(small_columns) -> None:
@@ -80,4 +80,3 @@ def test_budget_and_metric_errors_name_the_choices(small_columns) -> None:
         small_columns.accuracy(50)
     with pytest.raises(ConfigurationError, match=r"unknown metric .loss. \(choose from validation, test, train\)"):
         small_columns.accuracy(108, "loss")
-    assert columns.is_remote("grpc://h:1") and not columns.is_remote("store.lmdb")

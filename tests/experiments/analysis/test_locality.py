@@ -1,5 +1,5 @@
 """Locality against brute force on the small space (cells up to 5 vertices): neighbours from
-``domain.neighbor_keys``, walks replayed one step at a time with the same random numbers, distances by
+``oracles.neighbor_keys``, walks replayed one step at a time with the same random numbers, distances by
 breadth-first search in plain Python."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from collections import deque
 import numpy as np
 import pytest
 
-from nasbench import domain
 from nasbench_experiments.analysis import locality
+from tests import oracles
 
 
 @pytest.fixture(scope="module")
 def brute_graph(small_columns) -> list[list[int]]:
     row_of = {key: row for row, key in enumerate(small_columns.keys.tolist())}
-    return [[row_of[k] for k in domain.neighbor_keys(key)] for key in small_columns.keys.tolist()]
+    return [[row_of[k] for k in oracles.neighbor_keys(key)] for key in small_columns.keys.tolist()]
 
 
 def _bfs(graph: list[list[int]], source: int, limit: int) -> dict[int, int]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nasbench.optima import optima
+from nasbench import api, canonical, model
+from nasbench._engine.optima import optima
 from nasbench_experiments.analysis import columns, pareto, summary
 from tests.experiments.analysis.conftest import HAND_CELLS, hand_keys
 
@@ -17,7 +18,7 @@ def _names_of(data: columns.Columns, rows) -> list[str]:
 
 
 def test_frontier_of_the_hand_built_store(hand_store) -> None:
-    data = columns.from_store(hand_store)
+    data = columns.load(hand_store)
     result = pareto.pareto(data)
     by_parameters = result.frontiers["parameters"]
     assert _names_of(data, by_parameters.rows) == ["A", "B", "E", "F", "H"]  # C, ResNet, Inception dominated
@@ -36,8 +37,22 @@ def test_frontier_of_the_hand_built_store(hand_store) -> None:
     assert by_parameters.best_cost_quantile == pytest.approx(7 / 8)  # H is the most expensive here
 
 
+def test_frontier_against_flops_uses_the_networks_flops(hand_store) -> None:
+    """The third cost: FLOPs of each cell's network for one 32x32x3 image (nasbench.model's arithmetic); the
+    frontier is the dominance rule applied to them."""
+    data = columns.load(hand_store)
+    result = pareto.pareto(data)
+    by_flops = result.frontiers["flops"]
+    flops = [float(model.network_stats(api.ModelSpec(*canonical.decode(int(key)))).flops) for key in data.keys.tolist()]
+    accuracy = data.accuracy(108, "validation")
+    np.testing.assert_array_equal(by_flops.rows, pareto.frontier_rows(np.array(flops), accuracy))
+    np.testing.assert_array_equal(by_flops.cost, np.array(flops)[by_flops.rows])
+    inception = {ref["name"]: ref for ref in by_flops.references}["Inception-like"]
+    assert inception["cost"] == 804_005_888
+
+
 def test_summary_of_the_hand_built_store_names_the_known_optima(hand_store) -> None:
-    data = columns.from_store(hand_store)
+    data = columns.load(hand_store)
     result = summary.summarize(data)
     best = {(cell["budget"], cell["by"]): cell for cell in result.best}
     assert _names_of(data, [best[(108, "validation")]["row"]]) == ["H"]
@@ -67,7 +82,7 @@ def test_frontier_rows_against_brute_force_dominance() -> None:
 
 def test_summary_against_direct_computation(small_store, small_columns) -> None:
     result = summary.summarize(small_columns)
-    from nasbench.store.reader import Store
+    from nasbench._store.reader import Store
 
     store = Store.open(small_store)
     assert {str(k): v for k, v in result.by_vertices.items()} == store.manifest["cells_per_vertices"]

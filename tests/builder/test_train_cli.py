@@ -1,0 +1,93 @@
+"""`nasbench train`: cells trained with the paper's protocol become records in the original format that
+`nasbench build` serves; a second run resumes; a wrong digest or device is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasbench import api, model
+
+torch = pytest.importorskip("torch")  # the train extra
+
+TINY = model.Architecture(stem_channels=2, stacks=1, modules_per_stack=1)
+
+
+def _train(output: Path, archive: Path, md5: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "nasbench._cli", "train", str(output), "--max-vertices", "2",
+        "--cifar", str(archive), "--cifar-md5", md5, "--epochs", "1", "--batch-size", "4000",
+        "--stem-channels", "2", "--stacks", "1", "--modules-per-stack", "1", *extra,
+    ]  # fmt: skip
+    # one thread: on a machine shared with other jobs, torch's threads would wait on each other
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=environment)
+
+
+def test_nasbench_train_writes_records_that_nasbench_build_serves(
+    cifar_archive: Path, cifar_md5: str, tmp_path: Path
+) -> None:
+    """A few steps (10 per run at batch 4000) of the only cell of 2 vertices, 3 repeats: the .tfrecord builds
+    into a store whose query answers one of the three runs; running again resumes and trains nothing."""
+    output = tmp_path / "trained.tfrecord"
+    done = _train(output, cifar_archive, cifar_md5)
+    assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in (tmp_path / "trained.tfrecord.runs.jsonl").read_text().splitlines()]
+    assert [run["repeat"] for run in runs] == [0, 1, 2]
+    for run in runs:
+        assert [r["training_steps"] for r in run["evaluation_results"]] == [0, 5, 10]
+        assert [r["epochs"] for r in run["evaluation_results"]] == [0.0, 0.5, 1.0]
+        times = [r["training_time"] for r in run["evaluation_results"]]
+        assert 0 < times[0] < times[1] < times[2] < run["total_time"]
+        for result in run["evaluation_results"]:  # 2 whole batches of 4000 images
+            for key in ("train_accuracy", "validation_accuracy", "test_accuracy"):
+                assert result[key] == round(result[key] * 8_000) / 8_000
+
+    store = tmp_path / "trained.lmdb"
+    built = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "build", str(output), str(store), "--workers", "1"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    spec = api.ModelSpec([[0, 1], [0, 0]], ["input", "output"])
+    bench = api.NASBench(str(store), seed=0)
+    assert bench.valid_epochs == {1}
+    data = bench.query(spec, epochs=1)
+    assert data["trainable_parameters"] == model.count_parameters(spec, TINY)
+    finals = [run["evaluation_results"][-1] for run in runs]
+    assert (data["validation_accuracy"], data["training_time"]) in [
+        (final["validation_accuracy"], final["training_time"]) for final in finals
+    ]
+    halfway = bench.query(spec, epochs=1, stop_halfway=True)
+    assert halfway["training_time"] in [run["evaluation_results"][1]["training_time"] for run in runs]
+
+    first = output.read_bytes()
+    again = _train(output, cifar_archive, cifar_md5)
+    assert again.returncode == 0, again.stderr
+    assert "repeat" not in again.stderr  # no run trained again
+    assert output.read_bytes() == first
+
+
+def test_train_refuses_a_wrong_digest_in_one_line(cifar_archive: Path, tmp_path: Path) -> None:
+    done = _train(tmp_path / "x.tfrecord", cifar_archive, "0" * 32)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "MD5" in done.stderr
+    assert not (tmp_path / "x.tfrecord").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("cuda" if not torch.cuda.is_available() else "cuda:99", "GPU|cuda"), ("tpu", "expected cpu or cuda")],
+)
+def test_train_refuses_an_unusable_device_in_one_line(
+    cifar_archive: Path, tmp_path: Path, device: str, message: str
+) -> None:
+    done = _train(tmp_path / "x.tfrecord", cifar_archive, "0" * 32, "--device", device)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert re.search(message, done.stderr)

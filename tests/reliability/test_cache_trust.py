@@ -1,0 +1,168 @@
+"""A cache folder others can write never changes answers: cached files are trusted only when no other user can
+have written them or can change them after they were checked (nasbench._cache), and a prepared store must be
+what its name claims (its source's digest and record count).
+
+Run as root in CI: files are given to another user with chown, and folders opened to everyone with chmod; a
+process run as that other user (setpriv) checks what an unprivileged user sees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nasbench import api, space
+from nasbench._cells import keytable
+from nasbench._store import integrity
+from nasbench.errors import StoreError
+from nasbench_builder import prepare
+from tests.mirror import Mirror
+
+NOBODY = 65534
+FILE = "nasbench_only108.tfrecord"
+_TABLE_PATH = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+from nasbench._cells import keytable
+table = keytable.table()
+print(table.path)
+"""
+
+
+def _table_in(cache: Path) -> subprocess.CompletedProcess[str]:
+    """In a fresh process with ``cache`` as the cache folder: where its key table came from (None: memory)."""
+    env = {**os.environ, "NASBENCH_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-c", _TABLE_PATH], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def table_file() -> Path:
+    """A valid key table file (this machine's)."""
+    path = keytable.table().path
+    assert path is not None
+    return path
+
+
+def test_a_key_table_of_another_user_is_never_mapped(table_file: Path, tmp_path: Path) -> None:
+    """Another user's file could be edited in place after the check (that made GetMetrics(A) answer cell B)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    planted = cache / table_file.name
+    shutil.copy(table_file, planted)
+    os.chown(planted, NOBODY, NOBODY)
+    inode = planted.stat().st_ino
+    done = _table_in(cache)
+    assert f"not using the cached key table: {planted} belongs to another user (uid {NOBODY})" in done.stderr
+    assert done.stdout.strip() == str(planted), done.stderr  # what is mapped is a file of our own, put in its place
+    assert planted.stat().st_ino != inode and planted.stat().st_uid == os.geteuid()
+
+
+def test_a_key_table_writable_by_others_is_never_mapped(table_file: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    planted = cache / table_file.name
+    shutil.copy(table_file, planted)
+    planted.chmod(0o666)
+    done = _table_in(cache)
+    assert "is writable by other users (mode 666)" in done.stderr
+    assert done.stdout.strip() == str(planted) and planted.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_key_table_behind_a_link_is_replaced_by_a_file_of_our_own(table_file: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    elsewhere = tmp_path / "elsewhere.bin"
+    shutil.copy(table_file, elsewhere)
+    (cache / table_file.name).symlink_to(elsewhere)
+    done = _table_in(cache)
+    assert done.stdout.strip() == str(cache / table_file.name), done.stderr
+    assert not (cache / table_file.name).is_symlink() and elsewhere.read_bytes() == table_file.read_bytes()
+
+
+def test_a_cache_folder_others_can_write_keeps_the_table_in_memory(tmp_path: Path) -> None:
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    cache.chmod(0o777)  # writable by everyone, not sticky: others could swap files in it
+    done = _table_in(cache)
+    assert done.stdout.strip() == "None"
+    assert f"the folder {cache} is writable by other users (mode 777)" in done.stderr
+    assert not list(cache.iterdir()), "nothing is written into such a folder"
+
+
+def test_a_sticky_shared_folder_is_used(tmp_path: Path) -> None:
+    """As /tmp: others may create files there but can neither replace nor remove ours."""
+    cache = tmp_path / "sticky"
+    cache.mkdir()
+    cache.chmod(0o1777)
+    done = _table_in(cache)
+    assert done.stdout.strip().startswith(str(cache)), done.stderr
+
+
+def test_verification_records_of_another_user_are_not_believed(tmp_path: Path) -> None:
+    folder = tmp_path / "verified"
+    folder.mkdir()
+    integrity.record(folder, "a" * 32, tmp_path / "store.lmdb")
+    assert integrity.is_recorded(folder, "a" * 32)
+    os.chown(folder / f"{'a' * 32}.json", NOBODY, NOBODY)
+    assert not integrity.is_recorded(folder, "a" * 32)
+    (folder / f"{'b' * 32}.json").symlink_to(folder / f"{'a' * 32}.json")
+    assert not integrity.is_recorded(folder, "b" * 32)
+
+
+# --- prepared stores ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def payload(tiny_tfrecord: Path) -> bytes:
+    return tiny_tfrecord.read_bytes()
+
+
+@pytest.fixture()
+def mirror(payload: bytes):
+    with Mirror({f"data/{FILE}": payload}) as server:
+        yield server
+
+
+def _cache_with_space(tmp_path: Path, space_table) -> Path:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copy(space.default_cache_dir() / "space-v1.npz", cache / "space-v1.npz")  # hashing is tested elsewhere
+    return cache
+
+
+@pytest.mark.parametrize("plant", ["link", "copy"])
+def test_a_store_planted_under_a_dataset_name_is_not_served_as_it(
+    mirror: Mirror, payload: bytes, small_store: Path, tmp_path: Path, space_table, plant: str
+) -> None:
+    """A store of another dataset under the only108 store's name, as a link or as a regular file of ours: its
+    source digest gives it away, and the store is prepared again from the verified file."""
+    cache = _cache_with_space(tmp_path, space_table)
+    digest = hashlib.sha256(payload).hexdigest()
+    target = prepare.dataset_store_path("only108", cache, digest)
+    target.parent.mkdir()
+    if plant == "link":
+        target.symlink_to(small_store)
+    else:
+        shutil.copy(small_store, target)
+    store = prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
+    assert store == target and not store.is_symlink()
+    nasbench = api.NASBench(store)
+    assert nasbench.dataset_source["sha256"] == digest and len(nasbench.hash_iterator()) == 91
+    assert len(mirror.requests) == 1, "the verified file was downloaded"
+
+
+def test_a_store_cache_others_can_write_is_refused_before_any_download(
+    mirror: Mirror, payload: bytes, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    (cache / "stores").mkdir(parents=True)
+    (cache / "stores").chmod(0o777)
+    digest = hashlib.sha256(payload).hexdigest()
+    with pytest.raises(StoreError, match=r"is writable by other users \(mode 777\).*NASBENCH_CACHE_DIR"):
+        prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
+    assert mirror.requests == []
