@@ -28,9 +28,12 @@ CASES = [
     ("ls", "cells"),
     ("rl", "A"),
     ("tpe", "C"),
+    ("tpe-optuna", "A"),
     ("smac", "A"),
     ("hb", "A"),
     ("bohb", "B"),
+    ("smac-hb", "A"),
+    ("smac-mf", "C"),
     ("st-rs", "A"),
     ("st-re", "B"),
     ("st-tpe", "C"),
@@ -122,13 +125,16 @@ def test_settings_that_cannot_work_are_refused(full_nasbench: api.NASBench, only
 
 
 # One study where the model-based optimizers used to part: SMAC at 1e5 simulated seconds (about 290 evaluations,
-# parted at 280 on this store), the BOHB-style optimizer to 400 evaluations (parted at 366).
-LONG = ["--optimizers", "smac,bohb", "--runs", "1", "--budget", "1e5", "--max-evaluations", "400", "--encoding", "A"]
+# parted at 280 on this store), SMAC's multi-fidelity optimizer to 400 evaluations (parted at 366); the paper's TPE,
+# Hyperband and BOHB (hyperopt, hpbandster) alongside.
+MODEL_BASED = ("smac", "smac-mf", "tpe", "hb", "bohb")
+LONG = ["--optimizers", ",".join(MODEL_BASED), "--runs", "1", "--budget", "1e5", "--max-evaluations", "400",
+        "--encoding", "A"]  # fmt: skip
 IN_PROCESS = """
 import sys
 from pathlib import Path
 from nasbench_experiments.studies import runner, table
-study = runner.Study(sys.argv[1], ("smac", "bohb"), 1, 1e5, "A", max_evaluations=400)
+study = runner.Study(sys.argv[1], tuple(sys.argv[3].split(",")), 1, 1e5, "A", max_evaluations=400)
 optimum, pending = runner.prepare(study, Path(sys.argv[2]))
 for task in pending:
     data, _ = runner.run_one(study, task, optimum)
@@ -136,16 +142,17 @@ for task in pending:
 """
 
 
-def test_smac_and_bohb_repeat_exactly_across_processes_at_the_length_where_they_parted(full_store, tmp_path):
+def test_model_based_optimizers_repeat_exactly_across_processes(full_store, tmp_path):
     """SMAC's local search of the acquisition function started from a set of configurations, in the order of
     Python's per-process string hash, so the same seed's runs parted after a few hundred evaluations in another
     process. The study run in-process in an interpreter of string-hash seed 1 and over 2 local worker processes
-    of seed 2 (``nasbench compare``; the workers inherit it) give the same rows."""
-    needs_libraries("smac", "bohb")
+    of seed 2 (``nasbench compare``; the workers inherit it) give the same rows; so do hyperopt's and hpbandster's
+    runs."""
+    needs_libraries(*MODEL_BASED)
     reference, workers = tmp_path / "in-process", tmp_path / "processes"
     environment = {**os.environ, "PYTHONHASHSEED": "1"}
     commands = [
-        ([sys.executable, "-c", IN_PROCESS, str(full_store), str(reference)], environment),
+        ([sys.executable, "-c", IN_PROCESS, str(full_store), str(reference), ",".join(MODEL_BASED)], environment),
         (
             [sys.executable, "-m", "nasbench._cli", "compare", *LONG, "--store", str(full_store), "--out", str(workers),
              "--workers", "2", "--no-progress"],
@@ -157,12 +164,12 @@ def test_smac_and_bohb_repeat_exactly_across_processes_at_the_length_where_they_
     for process in processes:
         _, error = process.communicate(timeout=550)
         assert process.returncode == 0, error.decode()
-    for name in ("smac", "bohb"):
+    for name in MODEL_BASED:
         task = runner.Task(name, 0)
         found, expected = pq.read_table(task.path(workers)), pq.read_table(task.path(reference))
         cells = [[*rows.column("cell").to_pylist(), None] for rows in (found, expected)]  # None: the run ended
         parted = next((step for step, pair in enumerate(zip(*cells, strict=False)) if pair[0] != pair[1]), None)
         assert parted is None, f"{name}: parted at evaluation {parted} ({found.num_rows} vs {expected.num_rows})"
         assert_same_rows(found, expected, name)
-    evaluations = {name: pq.read_table(runner.Task(name, 0).path(reference)).num_rows for name in ("smac", "bohb")}
-    assert evaluations["smac"] > 280 and evaluations["bohb"] == 400
+    evaluations = {name: pq.read_table(runner.Task(name, 0).path(reference)).num_rows for name in MODEL_BASED}
+    assert evaluations["smac"] > 280 and evaluations["smac-mf"] == 400

@@ -3,6 +3,7 @@ command line's one-line errors; the report redrawn from saved runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -297,6 +298,21 @@ def test_several_wrong_run_files_are_counted_in_the_one_line(studies, small_stor
         f"nasbench compare: error: {out}/runs/re/000000.parquet: the run file is empty; and 2 more run files are "
         "wrong: remove them to run those runs again, or use another --out"
     )
+
+
+def test_runs_of_what_a_name_meant_before_are_refused(studies, small_store: Path, tmp_path, capsys, monkeypatch):
+    """When a name comes to mean another optimizer (tpe, hb and bohb became the paper's hyperopt and hpbandster
+    optimizers), its runs recorded under the earlier meaning are refused on resume, naming the change, instead of
+    mixing the two optimizers in one table; the study is left as it was."""
+    out = tmp_path / "study"
+    shutil.copytree(studies["study"], out)
+    (out / "runs/re/000002.parquet").unlink()
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    monkeypatch.setitem(OPTIMIZERS, "rs", dataclasses.replace(OPTIMIZERS["rs"], revision=2))
+    line = error_line(capsys, *RESUMED, "--store", str(small_store), "--out", str(out))
+    assert line.startswith(f"nasbench compare: error: {out}/runs/rs/000000.parquet: holds a run of what rs meant "
+                           "before (revision 1; this version runs revision 2, docs/compare.md)"), line  # fmt: skip
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 def test_a_study_recorded_before_subspaces_and_parallel_workers_resumes(studies, small_store: Path, tmp_path):

@@ -1,13 +1,12 @@
-"""SMAC, Hyperband and BOHB-style multi-fidelity through SMAC3 (``smac`` 2.x), ask/tell, seeded per run.
+"""SMAC, and SMAC3's Hyperband and multi-fidelity facades (``smac`` 2.x), ask/tell, seeded per run.
 
 - ``smac``: ``HyperparameterOptimizationFacade`` with the paper's script settings: a random forest of 10 trees,
   1/3 random configurations, noisy target (``deterministic=False``), at most 4 evaluations per configuration.
-- ``hb``: ``HyperbandFacade``: random configurations raced by Hyperband over the budgets 4, 12, 36, 108 epochs
-  (eta 3).
-- ``bohb``: ``MultiFidelityFacade``: SMAC's model-based Hyperband (BOHB's design: Hyperband brackets, a model
-  proposing configurations, 1/3 random), budgets 4 to 108 with eta 3. The model is SMAC's random forest, not
-  BOHB's kernel density estimator, so BOHB's KDE settings (min bandwidth 0.3, 64 samples, bandwidth factor 3)
-  have no counterpart; see docs/compare.md.
+- ``smac-hb``: ``HyperbandFacade``: random configurations raced by Hyperband over the budgets 4, 12, 36, 108 epochs
+  (eta 3). The paper's Hyperband is hpbandster's (``hb``, ``search.hpbandster_family``).
+- ``smac-mf``: ``MultiFidelityFacade``: SMAC's model-based Hyperband (Hyperband brackets, a model proposing
+  configurations, 1/3 random), budgets 4 to 108 with eta 3. Its model is SMAC's random forest, not BOHB's kernel
+  density estimator: the paper's BOHB is hpbandster's (``bohb``).
 
 Runs repeat exactly per seed, in any process. SMAC's local search of the acquisition function starts from a
 ``set`` of configurations (``LocalSearch._get_init_points_from_previous_configs``, smac 2.4) and a
@@ -21,7 +20,7 @@ never saved per trial (``tell(save=False)``).
 
 Usage::
 
-    optimizer = SMACOptimizer(problem, kind="bohb")
+    optimizer = SMACOptimizer(problem, kind="smac-mf")
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ _MAX_TRIALS = 10**9
 
 
 class SMACOptimizer:
-    """One of SMAC3's facades (``kind`` = smac, hb or bohb) over the encoding's ConfigSpace."""
+    """One of SMAC3's facades (``kind`` = smac, smac-hb or smac-mf) over the encoding's ConfigSpace."""
 
     def __init__(
         self,
@@ -65,7 +64,7 @@ class SMACOptimizer:
         max_config_calls: int = DEFAULT_MAX_CONFIG_CALLS,
         eta: int = DEFAULT_ETA,
     ) -> None:
-        if kind in ("hb", "bohb"):
+        if kind in ("smac-hb", "smac-mf"):
             require_budgets(problem, kind)
         logging.getLogger("smac").setLevel(logging.ERROR)
         self.kind = kind
@@ -94,9 +93,9 @@ class SMACOptimizer:
                 max_budget=MULTI_FIDELITY_BUDGETS[-1],
                 **common,
             )
-            multi_fidelity = HyperbandFacade if kind == "hb" else MultiFidelityFacade
+            multi_fidelity = HyperbandFacade if kind == "smac-hb" else MultiFidelityFacade
             extra: dict[str, Any] = {}
-            if kind == "bohb":
+            if kind == "smac-mf":
                 extra["model"] = MultiFidelityFacade.get_model(scenario, n_trees=n_trees)
                 extra["random_design"] = MultiFidelityFacade.get_random_design(scenario, probability=random_fraction)
                 extra["acquisition_maximizer"] = _acquisition_maximizer(scenario)

@@ -16,25 +16,25 @@ trial runs the whole next budget.
 
 Randomness: the scheduler's seed is drawn from ``problem.rng``; Syne Tune also draws from numpy's global
 generator in places (ASHA's bracket choice, BORE's differential evolution), so the scheduler runs on a global
-state of its own (``SchedulerDriver.running``), seeded from the run, the caller's restored afterwards: runs
-never disturb each other or the caller's ``numpy.random``.
+state of its own (``global_random``), seeded from the run, the caller's restored afterwards: runs never disturb
+each other or the caller's ``numpy.random``.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
-import numpy as np
 from syne_tune.backend.trial_status import Trial
 from syne_tune.config_space import choice, randint, uniform
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
 
 from nasbench.errors import ConfigurationError
 from nasbench_experiments.search.encodings import vector_encoding
+from nasbench_experiments.search.global_random import GlobalRandomState
 from nasbench_experiments.search.problem import FINAL_EPOCHS, Evaluation, Problem, require_budgets
 from nasbench_experiments.search.registry import OPTIMIZERS, REFUSED_SCHEDULERS
 
@@ -137,24 +137,16 @@ class SchedulerDriver:
         self.scheduler = scheduler
         self.budgets = budgets
         self.multi_fidelity = multi_fidelity
-        self._global = np.random.RandomState(seed).get_state()
+        self._global = GlobalRandomState(seed)
         self._trials: dict[int, Trial] = {}
         self._ladders: dict[int, tuple[int, ...]] = {}
         self._spent: dict[int, float] = {}
         self._paused: dict[int, int] = {}  # trial -> the budget its last result was at
 
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        """Calls into the scheduler inside this block see this run's numpy global state (the caller's is restored
-        afterwards). Swapping the state costs about 0.1 ms, more than a decision of random search: the simulation
-        enters once per run, ``ask``/``tell`` once per call."""
-        saved = np.random.get_state()
-        np.random.set_state(self._global)
-        try:
-            yield
-        finally:
-            self._global = np.random.get_state()
-            np.random.set_state(saved)
+    def running(self) -> AbstractContextManager[None]:
+        """Calls into the scheduler inside this block see this run's numpy global state (``global_random``): the
+        simulation enters it once per run, ``ask``/``tell`` once per call."""
+        return self._global.active()
 
     def next_job(self) -> Job | None:
         """The run a free worker starts now: a new trial's first budget, a paused trial's next one, or None when

@@ -32,8 +32,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--optimizers",
         default=DEFAULT_OPTIMIZERS,
-        help=f"comma-separated, from rs, re, ls, rl, tpe, smac, hb, bohb, and Syne Tune's st-rs, st-re, st-tpe, "
-        f"st-bore, asha, ahb, st-bohb, asha-bore (default {DEFAULT_OPTIMIZERS})",
+        help=f"comma-separated, from rs, re, ls, rl, tpe (hyperopt), smac, hb, bohb (hpbandster), tpe-optuna, smac-hb, "
+        f"smac-mf, and Syne Tune's st-rs, st-re, st-tpe, st-bore, asha, ahb, st-bohb, asha-bore (default "
+        f"{DEFAULT_OPTIMIZERS}: the paper's eight)",
     )
     parser.add_argument("--runs", default="500", help="runs (seeds) per optimizer (default 500)")
     parser.add_argument("--budget", default="1e7", help="simulated seconds of training per run (default 1e7)")

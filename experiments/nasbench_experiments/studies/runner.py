@@ -102,8 +102,8 @@ class Study:
 
     def run_record(self, task: Task, optimum: dict[str, Any]) -> dict[str, Any]:
         """What the file of ``task`` records about its run, and must record to be taken as that run (a run on a
-        subspace records it, a run on several simulated workers their number; other runs record what they always
-        did)."""
+        subspace records it, a run on several simulated workers their number, a run of an optimizer whose name
+        changed meaning the revision; other runs record what they always did)."""
         record = {
             "format": table.RUN_FORMAT,
             "optimizer": task.optimizer,
@@ -118,6 +118,9 @@ class Study:
             record["subspace"] = self.subspace
         if self.parallel > 1:
             record["parallel"] = self.parallel
+        revision = OPTIMIZERS[task.optimizer].revision
+        if revision > 1:  # a name that changed meaning (registry.OptimizerInfo.revision)
+            record["revision"] = revision
         return record
 
 

@@ -133,6 +133,12 @@ def _run_problem(path: Path, expected: dict[str, Any], columns: tuple[str, ...] 
             found = record.get("format") if isinstance(record, dict) else record
             return f"written in run format {found!r}, this version reads format {expected['format']}"
         for name, value in expected.items():
+            if name == "revision" and record.get(name, 1) != value:
+                return (
+                    f"holds a run of what {expected['optimizer']} meant before (revision {record.get(name, 1)}; "
+                    f"this version runs revision {value}, docs/compare.md): resume with the version that wrote it, "
+                    "or start the study in another --out"
+                )
             if record.get(name) != value:
                 return f"holds a run with {name} = {_shown(name, record.get(name))}, not {_shown(name, value)}"
     return _rows_problem(rows, expected) or rows
