@@ -129,7 +129,7 @@ class HpBandSterOptimizer:
                 continue
             run = iteration.get_next_run()
             if run is not None:
-                return tuple(run)  # type: ignore[return-value]
+                return tuple(run)
             if not iteration.is_finished:  # waits for a result: impossible, ask refuses to run ahead of tell
                 raise RuntimeError("an hpbandster iteration waits for a result it was never told")
         return None
