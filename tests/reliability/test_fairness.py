@@ -70,7 +70,7 @@ def _in_flight(server, method: str) -> float:
 
 def test_a_medium_batch_is_not_queued_behind_big_samples(fair_server, keys):
     """Four samples of 100,000 cells from one client, in flight; then another client's 2,000-cell batch. It is
-    answered before the second sample: first come, first served made it wait for all four."""
+    answered before the second of the samples still in flight: first come, first served made it wait for all."""
     finished: list[str] = []
     with (
         grpc.insecure_channel(fair_server.address, options=BIG) as heavy,
@@ -84,13 +84,18 @@ def test_a_medium_batch_is_not_queued_behind_big_samples(fair_server, keys):
         samplers = [threading.Thread(target=sample, args=(seed,)) for seed in range(4)]
         for sampler in samplers:
             sampler.start()
-        assert wait_for(lambda: _in_flight(fair_server, "Sample") == 4)
+        # all four reached the server: in flight, or on a loaded machine the first already answered (counted
+        # before the server is asked, so that a sample ending in between is counted in neither, not in both)
+        assert wait_for(lambda: finished.count("sample") + _in_flight(fair_server, "Sample") >= 4)
+        ahead = finished.count("sample")
+        assert ahead <= 2, f"{ahead} samples ended before the batch was sent: too few left to queue behind"
         answer = pb_grpc.NasbenchStub(medium).QueryBatch(pb.QueryBatchRequest(keys=keys, epochs=108), timeout=60)
         finished.append("batch")
         for sampler in samplers:
             sampler.join(300)
     assert answer.count == 2000 and answer.found == b"\x01" * 2000
-    assert finished.index("batch") <= 1, finished
+    # first come, first served would answer it after every sample still in flight (4 - ahead of them)
+    assert finished.index("batch") <= ahead + 1, finished
 
 
 def test_a_stopped_heavy_client_holds_up_only_itself(fair_server, keys):

@@ -139,6 +139,5 @@ class HpBandSterOptimizer:
         """Calls into hpbandster: the run's numpy global state, its known warnings silenced (module docstring)."""
         with self._random.active(), warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             yield
