@@ -13,8 +13,8 @@ warning is silenced inside ``active()``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np

@@ -89,7 +89,7 @@ def _multi_fidelity(brackets: int, searcher: str | None = None) -> Build:
     return build
 
 
-class RankedBracket(Bracket):
+class RankedBracket(Bracket):  # type: ignore[misc]  # Syne Tune is untyped
     """Syne Tune's bracket of rungs (``asha.Bracket``), each rung's values also kept sorted, so that a result's
     rank is a bisection instead of an array of the rung's every value built and sorted again: the same decisions
     (a single metric: the rank is the count of strictly smaller values over the count with this one, as
@@ -113,8 +113,10 @@ class RankedBracket(Bracket):
             stop = bool(values) and bisect.bisect_left(values, value) / (len(values) + 1) > 1 / self.rf
             recorded[trial_id] = metrics
             bisect.insort(values, value)
-            return SchedulerDecision.STOP if stop else SchedulerDecision.CONTINUE
-        return SchedulerDecision.CONTINUE
+            decision: str = SchedulerDecision.STOP if stop else SchedulerDecision.CONTINUE
+            return decision
+        decision = SchedulerDecision.CONTINUE
+        return decision
 
 
 def _fit_random_searcher(searcher: LastValueMultiFidelitySearcher) -> None:
@@ -136,10 +138,10 @@ def without_quadratic_costs(scheduler: TrialScheduler) -> TrialScheduler:
     and so the trajectories, are unchanged (``tests/experiments/test_synetune.py``)."""
     brackets = getattr(scheduler, "brackets", None)
     if brackets is not None and all(type(bracket) is Bracket and bracket.priority is None for bracket in brackets):
-        scheduler.brackets = [RankedBracket(bracket) for bracket in brackets]  # type: ignore[attr-defined]
+        scheduler.brackets = [RankedBracket(bracket) for bracket in brackets]
     searcher = getattr(scheduler, "searcher", None)
     if isinstance(searcher, LastValueMultiFidelitySearcher) and searcher.searcher_cls is RandomSearcher:
-        searcher.fit_model = functools.partial(_fit_random_searcher, searcher)  # type: ignore[method-assign]
+        searcher.fit_model = functools.partial(_fit_random_searcher, searcher)
     return scheduler
 
 

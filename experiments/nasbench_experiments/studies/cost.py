@@ -34,7 +34,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -90,14 +90,14 @@ COSTS: dict[str, Cost] = {
     "bohb": Cost(rate=0.0039, first_s=0.023, growth_s=1e-05, setup_s=0.0066),
     "smac-hb": Cost(rate=0.0082, first_s=0.00074, growth_s=4.8e-05, setup_s=1.7),
     "smac-mf": Cost(rate=0.006, first_s=0.064, growth_s=0.00022, setup_s=0.17),
-    "st-rs": Cost(rate=0.0039, first_s=0.001, growth_s=3.1e-09, setup_s=0.41),
-    "st-re": Cost(rate=0.00062, first_s=0.00077, growth_s=0, setup_s=0.00059),
-    "st-tpe": Cost(rate=0.0025, first_s=0, growth_s=0.00015, setup_s=1.5),
-    "st-bore": Cost(rate=0.0023, first_s=0.35, growth_s=0.011, setup_s=0.26),
-    "asha": Cost(rate=0.011, first_s=0.00044, growth_s=2.1e-07, setup_s=0.3),
-    "ahb": Cost(rate=0.0096, first_s=0.00047, growth_s=1.3e-07, setup_s=0.0012),
-    "st-bohb": Cost(rate=0.0077, first_s=0, growth_s=1.6e-05, setup_s=1.4),
-    "asha-bore": Cost(rate=0.0071, first_s=0.23, growth_s=0.0015, setup_s=0.0014),
+    "st-rs": Cost(rate=0.0039, first_s=0.00049, growth_s=0, setup_s=0.28),
+    "st-re": Cost(rate=0.00066, first_s=0.00027, growth_s=0, setup_s=0.00064),
+    "st-tpe": Cost(rate=0.0024, first_s=0, growth_s=9.8e-05, setup_s=1.2),
+    "st-bore": Cost(rate=0.0022, first_s=0.2, growth_s=0.0055, setup_s=0.26),
+    "asha": Cost(rate=0.011, first_s=0.00012, growth_s=2.1e-10, setup_s=0.00086),
+    "ahb": Cost(rate=0.0098, first_s=0.00011, growth_s=5e-09, setup_s=0.00089),
+    "st-bohb": Cost(rate=0.0077, first_s=0, growth_s=1.1e-05, setup_s=0.0013),
+    "asha-bore": Cost(rate=0.009, first_s=0.13, growth_s=0.0013, setup_s=0.00087),
 }
 WORKER_START_S = 3.0  # a worker process: spawn, imports, opening the dataset
 CLUSTER_HINT_S = 12 * 3600.0  # beyond this wall-clock the estimate points at a cluster
@@ -194,13 +194,13 @@ CALIBRATION_BUDGETS = {
     "smac-hb": (1e6, 1),
     "smac-mf": (3e5, 1),
     # Syne Tune's schedulers (one worker: the cost of a run hardly depends on its simulated workers, see
-    # docs/compare.md); a few ms per decision, and ASHA's rungs are rescanned at every result
+    # docs/compare.md); a few ms per decision, less for ASHA (its rungs bisected: search.synetune)
     "st-rs": (1e6, 1),
     "st-re": (1e6, 1),
     "st-tpe": (1e5, 1),
     "st-bore": (2e4, 1),
-    "asha": (3e5, 1),
-    "ahb": (3e5, 1),
+    "asha": (2e6, 1),
+    "ahb": (2e6, 1),
     "st-bohb": (1e5, 1),
     "asha-bore": (2e4, 1),
 }
@@ -209,10 +209,13 @@ _CELLS = ("rs", "re", "ls")  # the optimizers that search cells themselves (the 
 
 def measure(dataset: str, name: str, encoding: str, budget_s: float, runs: int) -> tuple[Cost, float]:
     """Runs of seeds 0 … ``runs - 1`` in this process, every iteration timed in CPU seconds (wall-clock on a shared
-    machine measures the other jobs): their fitted cost (``cells_rate`` unset) and their mean CPU seconds."""
+    machine measures the other jobs), Syne Tune's schedulers in the simulation of workers as studies run them
+    (ask/tell adds a swap of numpy's global state per call): their fitted cost (``cells_rate`` unset) and their mean
+    CPU seconds."""
     from nasbench import api
     from nasbench_experiments.search.problem import Problem
-    from nasbench_experiments.search.registry import make_optimizer
+    from nasbench_experiments.search.registry import OPTIMIZERS, make_optimizer
+    from nasbench_experiments.studies.parallel import simulate
 
     nasbench = api.NASBench(dataset)
     steps: list[int] = []
@@ -224,6 +227,10 @@ def measure(dataset: str, name: str, encoding: str, budget_s: float, runs: int) 
         optimizer = make_optimizer(name, problem)
         setups.append(time.process_time() - started)
         try:
+            if OPTIMIZERS[name].parallel:  # as studies run them: the simulation, on one worker
+                before = len(times)
+                simulate(_Timed(optimizer.driver, times), problem, 1)  # type: ignore[attr-defined]
+                steps.extend(range(len(times) - before))
             while not problem.done:
                 begun = time.process_time()
                 point, epochs = optimizer.ask()
@@ -237,6 +244,29 @@ def measure(dataset: str, name: str, encoding: str, budget_s: float, runs: int) 
         simulated += problem.elapsed
     first, growth = _fit(np.array(steps), np.array(times))
     return Cost(evaluations / simulated, first, growth, float(np.mean(setups))), float(np.mean(totals))
+
+
+class _Timed:
+    """A simulation's driver (``parallel.Driver``) whose every ended run appends the CPU seconds since the one
+    before to ``times``: the simulation's iteration (the scheduler's decisions, the draw and the record)."""
+
+    def __init__(self, driver: Any, times: list[float]) -> None:
+        self._driver = driver
+        self._times = times
+        self._last = time.process_time()
+
+    def running(self) -> Any:
+        return self._driver.running()
+
+    def next_job(self) -> Any:
+        return self._driver.next_job()
+
+    def finished(self, job: Any, evaluation: Any) -> Any:
+        following = self._driver.finished(job, evaluation)
+        now = time.process_time()
+        self._times.append(now - self._last)
+        self._last = now
+        return following
 
 
 def _fit(steps: np.ndarray, times: np.ndarray) -> tuple[float, float]:
