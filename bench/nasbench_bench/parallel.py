@@ -7,7 +7,7 @@
 - The simulated workers' own cost: one seeded ASHA run at a smaller budget on 1, 16 and 64 workers, in this
   process (the same training; the figures say what the number of workers adds).
 
-Opt-in (``nasbench bench parallel``): Syne Tune's ASHA makes a full study take hours on 2 cores (docs/compare.md,
+Opt-in (``nasbench bench parallel``): the full study takes about a quarter of an hour on 2 cores (docs/compare.md,
 "Speed"); ``--quick`` runs 4 runs at 1e5 s.
 """
 
