@@ -25,9 +25,13 @@ RESULTS = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(results=RESULTS, s=st.integers(0, 3))
 def test_a_ranked_bracket_decides_as_syne_tunes_bracket(results, s: int):
-    original = Bracket(4, 108, 3, s)
-    ranked = synetune.RankedBracket(Bracket(4, 108, 3, s))
-    for trial, budget, error in results:
+    original, taken_over = Bracket(4, 108, 3, s), Bracket(4, 108, 3, s)
+    half = len(results) // 2
+    for trial, budget, error in results[:half]:  # rungs that already hold results when the ranked bracket takes over
+        original.on_result(trial, budget, {"validation_error": error})
+        taken_over.on_result(trial, budget, {"validation_error": error})
+    ranked = synetune.RankedBracket(taken_over)
+    for trial, budget, error in results[half:]:
         metrics = {"validation_error": error}
         assert ranked.on_result(trial, budget, dict(metrics)) == original.on_result(trial, budget, dict(metrics))
     assert [recorded for _, recorded in ranked.rungs] == [recorded for _, recorded in original.rungs]

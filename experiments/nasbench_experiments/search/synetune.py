@@ -101,7 +101,10 @@ class RankedBracket(Bracket):  # type: ignore[misc]  # Syne Tune is untyped
         self.rf = original.rf
         self.rungs = original.rungs
         self.priority = None
-        self._sorted: dict[float, list[float]] = {milestone: [] for milestone, _ in self.rungs}
+        self._sorted: dict[float, list[float]] = {
+            milestone: sorted(value for metrics in recorded.values() for value in metrics.values())
+            for milestone, recorded in self.rungs
+        }
 
     def on_result(self, trial_id: int, cur_iter: int, metrics: dict[str, Any] | None) -> str:
         assert metrics is not None and len(metrics) == 1, "one metric per result"
