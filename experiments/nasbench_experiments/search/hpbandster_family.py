@@ -11,7 +11,7 @@ its result exactly as the master's job callback tells them (``register_result``,
 iteration when none has one. No name server, no thread, no socket.
 
 - ``bohb``: BOHB's kernel density estimator with the paper's benchmark settings: the best 15 % as good, 64
-  candidates per proposal, bandwidths at least 0.3 and widened 3 times, a third of the configurations at random.
+  candidates per proposal, bandwidths at least 0.3 and widened 3 times, 33 % of the configurations at random.
 - ``hb``: Hyperband, the same brackets with configurations drawn at random.
 
 Both race configurations over the budgets 4, 12, 36 and 108 epochs with eta 3, bracket ``i`` of Hyperband
@@ -69,7 +69,7 @@ class HpBandSterOptimizer:
         eta: int = 3,
         top_n_percent: int = 15,
         num_samples: int = 64,
-        random_fraction: float = 1 / 3,
+        random_fraction: float = 0.33,
         bandwidth_factor: float = 3,
         min_bandwidth: float = 0.3,
     ) -> None:

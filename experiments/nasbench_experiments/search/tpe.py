@@ -53,7 +53,7 @@ class TPE:
         (trial,) = self._hyperopt.tpe.suggest(ids, self.domain, self.trials, seed, **self._settings)
         self.trials.insert_trial_docs([trial])
         self.trials.refresh()
-        self._trial = self.trials._dynamic_trials[-1]
+        self._trial = self.trials._dynamic_trials[-1]  # the stored copy, on which fmin's own loop sets results
         spec = self._hyperopt.base.spec_from_misc(self._trial["misc"])
         return dict(self._hyperopt.space_eval(self.space, spec)), FINAL_EPOCHS
 
