@@ -113,8 +113,17 @@ def test_every_method_is_guarded_but_health(token_server) -> None:
     assert health.returncode == 0 and "SERVING" in health.stdout
 
 
+def _usage(**allowed: bool) -> x509.KeyUsage:
+    """A key usage extension allowing only ``allowed``."""
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")  # fmt: skip
+    return x509.KeyUsage(**{name: allowed.get(name, False) for name in names})
+
+
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files."""
+    """A test CA and a server certificate for 127.0.0.1 and localhost, as PEM files, with the extensions RFC 5280
+    asks for (key identifiers, key usage), which Python 3.13's default TLS context requires
+    (``VERIFY_X509_STRICT``)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nasbench test CA")])
@@ -127,6 +136,8 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -140,6 +151,10 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_usage(digital_signature=True), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
