@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -189,21 +194,39 @@ def test_a_damaged_or_stale_table_is_rebuilt_not_used(
     assert again.key_of_code(canonical.pack(3, 0b111, [1])) == canonical.pack(3, 0b111, [1])
 
 
-def test_an_unwritable_cache_keeps_the_table_in_memory(
-    tmp_path: Path, payload: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    folder.chmod(0o500)
+# Opens the table in a folder it cannot write, its payload from a file (computing it takes seconds): where the
+# table lives (None: in memory) and the digest of its keys.
+_OPEN_UNWRITABLE = """
+import hashlib, sys
+from pathlib import Path
+from nasbench._cells import keytable
+payload = Path(sys.argv[2]).read_bytes()
+keytable.compute_payload = lambda: payload
+table = keytable._open(Path(sys.argv[1]) / "keytable-v1.bin")
+print(table.path, hashlib.sha256(table.keys.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.unprivileged
+def test_an_unwritable_cache_keeps_the_table_in_memory(payload: bytes) -> None:
+    """A process that cannot write its cache folder computes the table and keeps it in memory, the same keys. Run
+    as an unprivileged user (root writes anywhere: through setpriv when the tests run as root, as in CI)."""
+    root = Path(tempfile.mkdtemp(prefix="nasbench-unwritable-"))
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
-        monkeypatch.setattr(keytable, "compute_payload", lambda: payload)
-        table = keytable._open(folder / "keytable-v1.bin")
-        assert table.path is None
-        np.testing.assert_array_equal(table.keys, keytable.table().keys)
+        root.chmod(0o755)
+        folder = root / "read-only"
+        folder.mkdir(mode=0o555)
+        (root / "payload.bin").write_bytes(payload)
+        command = [sys.executable, "-c", _OPEN_UNWRITABLE, str(folder), str(root / "payload.bin")]
+        if os.geteuid() == 0:
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        env = {**os.environ, "HOME": str(root), "NASBENCH_CACHE_DIR": str(folder)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=root)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["None", hashlib.sha256(keytable.table().keys.tobytes()).hexdigest()]
+        assert list(folder.iterdir()) == []
     finally:
-        folder.chmod(0o700)
+        shutil.rmtree(root)
 
 
 def test_an_unwritable_cache_folder_path_keeps_the_table_in_memory(
