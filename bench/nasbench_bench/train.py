@@ -22,18 +22,6 @@ from nasbench_bench.timing import summarize
 DATASET_TRAINING_TIME_S = 1155.85302734375  # NASBench.ipynb: the Inception-like cell, 108 epochs, TPU v2
 EPOCH_IMAGES = 40_000
 EPOCHS = 108
-_INCEPTION = (
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"],
-)
 # name -> (channels_last, bf16)
 _VARIANTS = {"float32": (False, False), "channels-last": (True, False), "bf16 autocast": (False, True)}
 
@@ -47,8 +35,9 @@ def run(context: Context) -> ScenarioResult:
 
     from nasbench import model
     from nasbench.lib.model_spec import ModelSpec
+    from nasbench_experiments.analysis.pareto import REFERENCE_CELLS
 
-    spec = ModelSpec(*_INCEPTION)
+    spec = ModelSpec(*REFERENCE_CELLS["Inception-like"])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     steps = 3 if context.quick else 10
     rng = np.random.default_rng(0)

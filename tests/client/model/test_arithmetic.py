@@ -9,34 +9,13 @@ from nasbench import _architecture as _arithmetic
 from nasbench import api, canonical, model
 from nasbench.errors import InvalidSpecError
 from nasbench_builder import synthetic
+from tests.client import scenarios
 
 # The README's Inception-like cell: 2,694,282 trainable parameters in the dataset (google-research/nasbench README.md).
-INCEPTION = api.ModelSpec(
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"],
-)
+INCEPTION = api.ModelSpec(*scenarios.INCEPTION)
 # The cell queried in google-research/nasbench#23 ("Data Query is non-deterministic"): its query result
 # there shows this adjacency and these ops with 'trainable_parameters': 32426634.
-ISSUE_23 = api.ModelSpec(
-    [
-        [0, 1, 1, 0, 0, 1, 1],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 1, 0, 0, 0],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu", "conv3x3-bn-relu", "output"],
-)
+ISSUE_23 = api.ModelSpec(*scenarios.ISSUE_23)
 DATASET_PARAMETERS = [(INCEPTION, 2_694_282), (ISSUE_23, 32_426_634)]
 
 
