@@ -20,6 +20,7 @@ from nasbench import canonical, space
 from nasbench._cells import codes, keytable
 from nasbench.lib import config
 from tests import oracles
+from tests.unprivileged import AS_NOBODY
 
 I, O = config.INPUT, config.OUTPUT
 C3, C1, MP = config.CONV3X3, config.CONV1X1, config.MAXPOOL3X3
@@ -210,16 +211,14 @@ print(table.path, hashlib.sha256(table.keys.tobytes()).hexdigest())
 @pytest.mark.unprivileged
 def test_an_unwritable_cache_keeps_the_table_in_memory(payload: bytes) -> None:
     """A process that cannot write its cache folder computes the table and keeps it in memory, the same keys. Run
-    as an unprivileged user (root writes anywhere: through setpriv when the tests run as root, as in CI)."""
+    as nobody (root writes anywhere)."""
     root = Path(tempfile.mkdtemp(prefix="nasbench-unwritable-"))
     try:
         root.chmod(0o755)
         folder = root / "read-only"
         folder.mkdir(mode=0o555)
         (root / "payload.bin").write_bytes(payload)
-        command = [sys.executable, "-c", _OPEN_UNWRITABLE, str(folder), str(root / "payload.bin")]
-        if os.geteuid() == 0:
-            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        command = [*AS_NOBODY, sys.executable, "-c", _OPEN_UNWRITABLE, str(folder), str(root / "payload.bin")]
         env = {**os.environ, "HOME": str(root), "NASBENCH_CACHE_DIR": str(folder)}
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=root)
         assert done.returncode == 0, done.stderr

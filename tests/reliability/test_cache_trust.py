@@ -22,8 +22,8 @@ from nasbench._store import integrity
 from nasbench.errors import StoreError
 from nasbench_builder import prepare
 from tests.mirror import Mirror
+from tests.unprivileged import NOBODY_UID as NOBODY
 
-NOBODY = 65534
 FILE = "nasbench_only108.tfrecord"
 _TABLE_PATH = """
 import logging, sys

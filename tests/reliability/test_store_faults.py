@@ -22,6 +22,7 @@ from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.process import ServerProcess
 from tests.polling import wait_for
 from tests.reliability.conftest import log_events
+from tests.unprivileged import AS_NOBODY
 
 SWEEP = textwrap.dedent(
     """
@@ -109,8 +110,7 @@ def test_a_store_its_user_cannot_read_is_one_store_error(small_store, name, what
         unreadable.chmod(0)
         env = {**os.environ, "NASBENCH_CACHE_DIR": str(folder / "cache"), "HOME": str(folder)}
         done = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", _OPEN_AS_USER,
-             str(unreadable)],
+            [*AS_NOBODY, sys.executable, "-c", _OPEN_AS_USER, str(unreadable)],
             capture_output=True, text=True, env=env, timeout=300, cwd=folder,
         )
         assert done.returncode == 0, done.stderr

@@ -27,8 +27,7 @@ from nasbench_builder import synthetic, writer
 from nasbench_server.process import ServerProcess
 from tests.polling import wait_for
 from tests.reliability.conftest import log_events
-
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+from tests.unprivileged import AS_NOBODY as NOBODY
 
 
 @pytest.fixture(scope="module")
