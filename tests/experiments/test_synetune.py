@@ -1,5 +1,5 @@
-"""Syne Tune's multi-fidelity schedulers run without the two costs that grew with a run (search.synetune's
-``without_quadratic_costs``), and decide exactly as Syne Tune's own code does."""
+"""Syne Tune's schedulers run with exact shortcuts for their costliest parts (search.synetune's
+``with_exact_shortcuts``) and decide exactly as Syne Tune's own code does."""
 
 from __future__ import annotations
 
@@ -43,21 +43,76 @@ def run(nasbench: api.NASBench, name: str, workers: int, evaluations: int) -> di
     return problem.columns()
 
 
-@pytest.mark.parametrize("name", ["asha", "ahb", "st-bohb"])
+def test_a_choice_draws_and_casts_as_syne_tunes_categorical():
+    """The same values from the same stream (the global one, or a given generator), and the same casts."""
+    from syne_tune.config_space import choice
+
+    for categories in ([0, 1], ["conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"], list(range(7))):
+        original, fast = choice(categories), synetune.Choice(categories)
+        for seed in range(20):
+            np.random.seed(seed)
+            expected = [original.sample() for _ in range(50)]
+            np.random.seed(seed)
+            assert [fast.sample() for _ in range(50)] == expected
+            given = np.random.RandomState(seed), np.random.RandomState(seed)
+            assert [fast.sample(random_state=given[0]) for _ in range(50)] == [
+                original.sample(random_state=given[1]) for _ in range(50)
+            ]
+            assert given[0].randint(2**31) == given[1].randint(2**31)
+        assert fast.sample(size=3, random_state=np.random.RandomState(1)) == original.sample(
+            size=3, random_state=np.random.RandomState(1)
+        )
+        for value in [*categories, 1.0, True]:
+            try:
+                expected_cast = original.cast(value)
+            except (AssertionError, ValueError) as error:
+                with pytest.raises(type(error)):
+                    fast.cast(value)
+            else:
+                assert fast.cast(value) == expected_cast and type(fast.cast(value)) is type(expected_cast)
+
+
+EVALUATIONS = {"asha": 3000, "ahb": 3000, "st-bohb": 600, "st-rs": 600, "st-re": 600, "st-tpe": 300}
+EVALUATIONS |= {"st-bore": 40, "asha-bore": 60}  # BORE: a tenth of a second per decision
+
+
+@pytest.mark.parametrize("name", sorted(EVALUATIONS))
 def test_runs_are_those_of_syne_tunes_own_code(name: str, full_nasbench: api.NASBench, monkeypatch):
-    """The same seed on 16 workers, with and without the replacements: the same trajectory, evaluation by
-    evaluation (long enough for rungs of hundreds of results and thousands of refits)."""
-    evaluations = 600 if name == "st-bohb" else 3000
-    faster = run(full_nasbench, name, 16, evaluations)
-    monkeypatch.setattr(synetune, "without_quadratic_costs", lambda scheduler: scheduler)
-    original = run(full_nasbench, name, 16, evaluations)
+    """The same seed on 16 workers, with and without the shortcuts: the same trajectory, evaluation by
+    evaluation (for ASHA long enough for rungs of hundreds of results and thousands of refits)."""
+    assert set(EVALUATIONS) == set(synetune.SCHEDULERS), "every scheduler offered"
+    faster = run(full_nasbench, name, 16, EVALUATIONS[name])
+    monkeypatch.setattr(synetune, "with_exact_shortcuts", lambda build: build)
+    original = run(full_nasbench, name, 16, EVALUATIONS[name])
     for column in original:
         np.testing.assert_array_equal(faster[column], original[column], err_msg=column)
 
 
-def test_the_replacements_are_in_place(full_nasbench: api.NASBench):
-    """Were Syne Tune's classes to change (a new release), the replacements would quietly stop applying."""
+def test_the_shortcuts_are_in_place(full_nasbench: api.NASBench):
+    """Were Syne Tune's classes to change (a new release), the shortcuts would quietly stop applying."""
     problem = Problem(full_nasbench, "A", 0, budget_s=1e6)
     scheduler = make_optimizer("asha", problem).driver.scheduler  # type: ignore[attr-defined]
     assert all(isinstance(bracket, synetune.RankedBracket) for bracket in scheduler.brackets)
     assert scheduler.searcher.fit_model.func is synetune._fit_random_searcher
+    assert isinstance(scheduler.on_trial_add, synetune._BracketChoice)
+    assert all(isinstance(domain, synetune.Choice) for domain in scheduler.config_space.values())
+    assert all(isinstance(domain, synetune.Choice) for domain in scheduler.searcher.config_space.values())
+    scheduler.searcher.fit_model()
+    assert isinstance(scheduler.searcher.searcher, synetune._RandomSearcher)
+
+
+def test_random_configurations_are_syne_tunes(full_nasbench: api.NASBench):
+    """Drawn in stretches of equal domains, on a space that mixes them with others: Syne Tune's draws."""
+    from syne_tune.config_space import choice, randint, uniform
+    from syne_tune.optimizer.schedulers.searchers.random_searcher import sample_random_config
+
+    space = {"a": synetune.Choice([0, 1]), "b": synetune.Choice([0, 1]), "c": synetune.Choice(["x"]), "d": 4}
+    space |= {"e": synetune.Choice(["x", "y", "z"]), "f": uniform(0, 1), "g": synetune.Choice(["x", "y", "z"])}
+    space |= {"h": randint(0, 9), "i": choice([2, 3]), "j": synetune.Choice([2, 3]), "k": synetune.Choice([3, 2])}
+    draw = synetune._Draws(space)
+    for seed in range(30):
+        np.random.seed(seed)
+        expected = [sample_random_config(space) for _ in range(20)]
+        np.random.seed(seed)
+        drawn = [draw() for _ in range(20)]
+        assert drawn == expected and [list(config) for config in drawn] == [list(space)] * 20

@@ -26,14 +26,15 @@ import bisect
 import datetime
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple
 
+import numpy as np
 from syne_tune.backend.trial_status import Trial
-from syne_tune.config_space import choice, randint, uniform
+from syne_tune.config_space import Categorical, choice, randint, uniform
 from syne_tune.optimizer.scheduler import SchedulerDecision, TrialScheduler
-from syne_tune.optimizer.schedulers.asha import Bracket
+from syne_tune.optimizer.schedulers.asha import AsynchronousSuccessiveHalving, Bracket
 from syne_tune.optimizer.schedulers.searchers.last_value_multi_fidelity_searcher import LastValueMultiFidelitySearcher
 from syne_tune.optimizer.schedulers.searchers.random_searcher import RandomSearcher
 
@@ -68,6 +69,45 @@ def config_space(encoding: str = "A") -> dict[str, Any]:
     return space
 
 
+class Choice(Categorical):  # type: ignore[misc]  # Syne Tune is untyped
+    """Syne Tune's uniform categorical domain (``choice``) with the same values at a tenth of the cost: a sample
+    draws the index as Syne Tune's uniform sampler does (its ``RandomState.choice(n, size=1)`` is
+    ``randint(0, n)`` of the same stream, the global one when given none) without the array bookkeeping around
+    it, and casting a value that already is one of the categories returns it. Drawing and casting 26 of these per
+    proposal was half of an ASHA run's time."""
+
+    def __init__(self, categories: Sequence[Any]) -> None:
+        super().__init__(categories)
+        self.set_sampler(Categorical._Uniform())
+        self._members = frozenset(self.categories)
+        self._type = type(self.categories[0])
+
+    @property
+    def uniform_sampling(self) -> bool:
+        return type(self.sampler) is Categorical._Uniform
+
+    def sample(self, spec: Any = None, size: int = 1, random_state: np.random.RandomState | None = None) -> Any:
+        if spec is not None or size != 1 or not self.uniform_sampling:
+            return super().sample(spec, size, random_state)
+        generator = np.random if random_state is None else random_state
+        return self.categories[generator.randint(0, len(self.categories))]
+
+    def cast(self, value: Any) -> Any:
+        if type(value) is self._type and value in self._members:
+            return value
+        return super().cast(value)
+
+
+def _fast_domains(space: dict[str, Any]) -> dict[str, Any]:
+    """``space`` with each uniform categorical domain as ``Choice`` (the same values, drawn from the same stream)."""
+    return {
+        name: Choice(domain.categories)
+        if type(domain) is Categorical and type(domain.sampler) is Categorical._Uniform
+        else domain
+        for name, domain in space.items()
+    }
+
+
 # --- the schedulers ----------------------------------------------------------------------------------------------
 
 
@@ -81,10 +121,10 @@ def _multi_fidelity(brackets: int, searcher: str | None = None) -> Build:
         common = {"metric": METRIC, "time_attr": RESOURCE, "max_t": FINAL_EPOCHS, "random_seed": seed}
         common |= {"grace_period": GRACE_PERIOD, "reduction_factor": REDUCTION_FACTOR, "brackets": brackets}
         if searcher == "kde":
-            return without_quadratic_costs(baselines.BOHB(space, **common, **settings))
+            return baselines.BOHB(space, **common, **settings)
         if searcher == "bore":
-            return without_quadratic_costs(baselines.ASHABORE(space, **common, **settings))
-        return without_quadratic_costs(baselines.ASHA(space, **common, **settings))
+            return baselines.ASHABORE(space, **common, **settings)
+        return baselines.ASHA(space, **common, **settings)
 
     return build
 
@@ -122,30 +162,101 @@ class RankedBracket(Bracket):  # type: ignore[misc]  # Syne Tune is untyped
         return decision
 
 
-def _fit_random_searcher(searcher: LastValueMultiFidelitySearcher) -> None:
+class _Draws:
+    """Syne Tune's random configuration (``random_searcher.sample_random_config``: each domain's ``sample()`` in
+    the space's order, from numpy's global generator) with each stretch of consecutive ``Choice`` domains of the
+    same size drawn by one ``randint(0, n, size=k)``: the same values, since k draws of ``randint(0, n)`` and one
+    of size k read the same stream (encoding A: two draws instead of 26)."""
+
+    def __init__(self, space: dict[str, Any]) -> None:
+        self._stretches: list[tuple[list[str], list[Any]] | tuple[str, Any]] = []
+        for name, domain in space.items():
+            last = self._stretches[-1] if self._stretches else None
+            if not (isinstance(domain, Choice) and domain.uniform_sampling):
+                self._stretches.append((name, domain))
+            elif last is not None and isinstance(last[0], list) and last[1] == domain.categories:
+                last[0].append(name)
+            else:
+                self._stretches.append(([name], domain.categories))
+
+    def __call__(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for names, values in self._stretches:
+            if isinstance(names, list):
+                picks = np.random.randint(0, len(values), size=len(names)).tolist()
+                config.update(zip(names, [values[pick] for pick in picks], strict=True))
+            else:
+                config[names] = values.sample() if hasattr(values, "sample") else values
+        return config
+
+
+class _RandomSearcher(RandomSearcher):  # type: ignore[misc]  # Syne Tune is untyped
+    """Syne Tune's ``RandomSearcher`` drawing its configurations by ``draw``, a ``_Draws`` of its space."""
+
+    def __init__(self, config_space: dict[str, Any], draw: _Draws, **kwargs: Any) -> None:
+        super().__init__(config_space, **kwargs)
+        self._draw = draw
+
+    def suggest(self) -> dict[str, Any] | None:
+        config: dict[str, Any] | None = self._next_points_to_evaluate()
+        return self._draw() if config is None else config
+
+
+def _fit_random_searcher(searcher: LastValueMultiFidelitySearcher, draw: _Draws) -> None:
     """``LastValueMultiFidelitySearcher.fit_model`` for random search: a new ``RandomSearcher`` seeded from the
     same draw, without replaying every result into it (its ``on_trial_complete`` does nothing), which made each
     refit, at every proposal, cost the whole history."""
-    searcher.searcher = RandomSearcher(
-        config_space=searcher.config_space,
+    searcher.searcher = _RandomSearcher(
+        searcher.config_space,
+        draw,
         random_seed=searcher.random_state.randint(0, 2**31 - 1),
         points_to_evaluate=None,
         **searcher.searcher_kwargs,
     )
 
 
-def without_quadratic_costs(scheduler: TrialScheduler) -> TrialScheduler:
-    """The scheduler with the two parts of Syne Tune 0.16 whose cost per decision grows with the run (a rung
-    ranked by sorting all its values; a random searcher refitted by replaying every result) replaced by exact
-    equivalents: a run of 100,000 evaluations on 16 workers took over 20 minutes, mostly there; the decisions,
-    and so the trajectories, are unchanged (``tests/experiments/test_synetune.py``)."""
-    brackets = getattr(scheduler, "brackets", None)
-    if brackets is not None and all(type(bracket) is Bracket and bracket.priority is None for bracket in brackets):
-        scheduler.brackets = [RankedBracket(bracket) for bracket in brackets]
-    searcher = getattr(scheduler, "searcher", None)
-    if isinstance(searcher, LastValueMultiFidelitySearcher) and searcher.searcher_cls is RandomSearcher:
-        searcher.fit_model = functools.partial(_fit_random_searcher, searcher)
-    return scheduler
+class _BracketChoice:
+    """ASHA's ``on_trial_add`` (a bracket for a new trial, drawn from numpy's global generator with probabilities
+    by the brackets' rung counts) with the probabilities computed once: the rung counts never change, and
+    ``RandomState.choice(n, p=p)`` is ``searchsorted`` of p's normalised cumulative sum at one
+    ``random_sample()``, the same draw from the same stream."""
+
+    def __init__(self, scheduler: TrialScheduler) -> None:
+        sizes = np.array([len(bracket.rungs) for bracket in scheduler.brackets])
+        probabilities = np.e ** (sizes - sizes.max())
+        cumulative = (probabilities / probabilities.sum()).cumsum()
+        self._cumulative = cumulative / cumulative[-1]
+        self._scheduler = scheduler
+
+    def __call__(self, trial: Trial) -> None:
+        index = int(self._cumulative.searchsorted(np.random.random_sample(), side="right"))
+        self._scheduler.trial_info[trial.trial_id] = self._scheduler.brackets[index]
+
+
+def with_exact_shortcuts(build: Build) -> Build:
+    """``build`` with the parts of Syne Tune 0.16 that cost the most per decision replaced by exact equivalents,
+    so that the decisions, and the trajectories, are Syne Tune's own (``tests/experiments/test_synetune.py``):
+
+    - two costs that grew with the run: a rung ranked by sorting all its values (``RankedBracket``), a random
+      searcher refitted by replaying every result (``_fit_random_searcher``): a run of 100,000 evaluations on 16
+      workers took over 20 minutes, mostly there;
+    - two constant ones, half of what remained: a configuration's 26 categorical draws and casts (``Choice``),
+      and ASHA's bracket choice (``_BracketChoice``).
+    """
+
+    def faster(space: dict[str, Any], seed: int, settings: dict[str, Any]) -> TrialScheduler:
+        scheduler = build(_fast_domains(space), seed, settings)
+        brackets = getattr(scheduler, "brackets", None)
+        if brackets is not None and all(type(b) is Bracket and b.priority is None for b in brackets):
+            scheduler.brackets = [RankedBracket(bracket) for bracket in brackets]
+            if type(scheduler).on_trial_add is AsynchronousSuccessiveHalving.on_trial_add:
+                scheduler.on_trial_add = _BracketChoice(scheduler)
+        searcher = getattr(scheduler, "searcher", None)
+        if isinstance(searcher, LastValueMultiFidelitySearcher) and searcher.searcher_cls is RandomSearcher:
+            searcher.fit_model = functools.partial(_fit_random_searcher, searcher, _Draws(searcher.config_space))
+        return scheduler
+
+    return faster
 
 
 def _single_fidelity(kind: str) -> Build:
@@ -295,7 +406,7 @@ class SyneTuneOptimizer:
             require_budgets(problem, scheduler)
         seed = int(problem.rng.integers(2**31))
         encoding = "A" if problem.encoding_name == "cells" else problem.encoding_name
-        built = build(config_space(encoding), seed, settings)
+        built = with_exact_shortcuts(build)(config_space(encoding), seed, settings)
         self.driver = SchedulerDriver(built, problem.epochs, multi_fidelity, seed)
         self._following: Job | None = None
         self._job: Job | None = None
