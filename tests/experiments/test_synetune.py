@@ -37,6 +37,45 @@ def test_a_ranked_bracket_decides_as_syne_tunes_bracket(results, s: int):
     assert [recorded for _, recorded in ranked.rungs] == [recorded for _, recorded in original.rungs]
 
 
+def test_a_choice_space_casts_as_syne_tune_does():
+    """``cast_config_values``, ``remove_constant_and_cast`` and ``postprocess_config`` as installed give what Syne
+    Tune's own give (value and type, or the same error), on configurations as drawn and as they might be
+    written by hand: values of another type that compare equal (True, 1.0, numpy's integers), a value of no
+    category, a missing or an extra key."""
+    from syne_tune import config_space as originals
+    from syne_tune.config_space import choice
+    from syne_tune.optimizer.schedulers import asha, single_fidelity_scheduler
+
+    synetune._install_casts()
+    synetune._install_casts()  # once: not wrapped twice
+    names = ["op", "a", "b"]
+    fast = synetune._fast_domains({"op": choice(["x", "y"]), "a": choice([0, 1]), "b": choice([0, 1])})
+    plain = {"op": choice(["x", "y"]), "a": choice([0, 1]), "b": choice([0, 1])}
+    assert type(fast) is synetune.ChoiceSpace
+    configs = [{"op": "x", "a": 0, "b": 1}, {"b": 1, "a": 1, "op": "y"}, {"op": "x", "a": True, "b": 0}]
+    configs += [{"op": "x", "a": 1.0, "b": 0}, {"op": "y", "a": np.int64(1), "b": 0}, {"op": "z", "a": 0, "b": 0}]
+    configs += [{"op": "x", "a": 0}, {"op": "x", "a": 0, "b": 1, "extra": 3}, {"op": 0, "a": "0", "b": 1}]
+    for module in (asha, single_fidelity_scheduler):
+        for name in ("cast_config_values", "remove_constant_and_cast", "postprocess_config"):
+            installed, original = getattr(module, name), getattr(originals, name)
+            assert installed.__wrapped_cast__ is original
+            for config in configs:
+                try:
+                    expected = original(dict(config), plain)
+                except (AssertionError, ValueError) as error:
+                    with pytest.raises(type(error)):
+                        installed(dict(config), fast)
+                    continue
+                got = installed(dict(config), fast)
+                assert list(got) == list(expected) and [type(v) for v in got.values()] == [
+                    type(v) if not isinstance(v, originals.Domain) else synetune.Choice for v in expected.values()
+                ], (name, config)
+                assert {k: v for k, v in got.items() if k in names and not isinstance(v, originals.Domain)} == {
+                    k: v for k, v in expected.items() if k in names and not isinstance(v, originals.Domain)
+                }
+    assert type(synetune._fast_domains({"a": choice([0.5, 1.0])})) is dict, "float categories: cast one by one"
+
+
 def run(nasbench: api.NASBench, name: str, workers: int, evaluations: int) -> dict[str, np.ndarray]:
     problem = Problem(nasbench, "A", 7, budget_s=1e12, max_evaluations=evaluations)
     simulate(make_optimizer(name, problem).driver, problem, workers)  # type: ignore[attr-defined]
@@ -95,6 +134,10 @@ def test_the_shortcuts_are_in_place(full_nasbench: api.NASBench):
     assert all(isinstance(bracket, synetune.RankedBracket) for bracket in scheduler.brackets)
     assert scheduler.searcher.fit_model.func is synetune._fit_random_searcher
     assert isinstance(scheduler.on_trial_add, synetune._BracketChoice)
+    assert type(scheduler.config_space) is synetune.ChoiceSpace
+    from syne_tune.optimizer.schedulers import asha
+
+    assert hasattr(asha.remove_constant_and_cast, "__wrapped_cast__")
     assert all(isinstance(domain, synetune.Choice) for domain in scheduler.config_space.values())
     assert all(isinstance(domain, synetune.Choice) for domain in scheduler.searcher.config_space.values())
     scheduler.searcher.fit_model()

@@ -73,7 +73,8 @@ def test_targets(address: str, target: str) -> None:
 class ScriptedServer:
     """A Nasbench service on 127.0.0.1 whose GetMetrics follows a script (one entry per attempt: a status code
     to abort with, ``"slow"`` to hold the call far past the client's deadline, or ``"ok"``), for the client's retry,
-    deadline and error mapping. GetInfo always answers (one cell, one budget)."""
+    deadline and error mapping. GetInfo always answers (one cell, one budget); QueryBatch (a client copying the
+    dataset) answers that the one cell is ``stored_key`` (``batches`` counts its calls)."""
 
     def __init__(self, script: list) -> None:
         import threading
@@ -84,6 +85,8 @@ class ScriptedServer:
         self.script = list(script)
         self.attempts = 0
         self.keys: list[int] = []
+        self.batches = 0
+        self.stored_key = -1
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -97,6 +100,11 @@ class ScriptedServer:
                 self._get_metrics,
                 request_deserializer=pb.GetMetricsRequest.FromString,
                 response_serializer=pb.CellData.SerializeToString,
+            ),
+            "QueryBatch": grpc.unary_unary_rpc_method_handler(
+                self._query_batch,
+                request_deserializer=pb.QueryBatchRequest.FromString,
+                response_serializer=pb.QueryBatchResponse.SerializeToString,
             ),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("nasbench.v1.Nasbench", handlers),))
@@ -121,6 +129,26 @@ class ScriptedServer:
             repeats=3,
             metrics=metrics.tobytes(),
             trainable_parameters=7,
+        )
+
+    def _query_batch(self, request: pb.QueryBatchRequest, context):
+        with self._lock:
+            self.batches += 1
+        keys = np.array(request.keys, dtype="<u8")
+        found = keys == self.stored_key
+        metrics = np.zeros((len(keys), 24), dtype="<f8")
+        metrics[found] = np.arange(24) + self.stored_key
+        return pb.QueryBatchResponse(
+            count=len(keys),
+            found=found.astype(np.uint8).tobytes(),
+            keys=keys.tobytes(),
+            representatives=keys.tobytes(),
+            trainable_parameters=np.full(len(keys), 7, dtype="<i4").tobytes(),
+            epochs=[108],
+            repeats=3,
+            values=8,
+            metrics=metrics.tobytes(),
+            hashes=bytes(16 * len(keys)),
         )
 
     def stop(self) -> None:
@@ -379,3 +407,156 @@ def test_the_replica_finds_every_cell_by_key_and_hash_and_nothing_else(full_stor
     shared = bytes(hashes[0, :8]) + bytes(8)
     assert replica.by_digest(shared) is None and replica.by_digest(b"\xff" * 16) is None
     assert replica.by_digest(bytes(hashes[0, :8]) + b"\xff" * 8) is None
+
+
+# --- the asyncio backend takes the same options ------------------------------------------------------------
+
+
+def test_the_asyncio_backend_honours_the_cache_bound_deadline_and_copy_options(scripted) -> None:
+    """``AsyncRemoteBackend.connect``'s options mean what ``RemoteBackend.connect``'s do: the cache bound, the
+    deadline, copying the dataset after ``replicate_after`` misses unless it exceeds ``max_replica_bytes``."""
+    import asyncio
+
+    from nasbench import space
+    from nasbench._backends.remote import AsyncRemoteBackend
+    from nasbench.errors import ServiceUnavailableError
+
+    stored = int(space.enumerate_cells().keys[7])  # the one cell a copy of the scripted server's dataset holds
+
+    async def bounded() -> None:
+        server = scripted([])
+        backend = await AsyncRemoteBackend.connect(f"127.0.0.1:{server.port}", cache_cells=4, replicate_after=None)
+        for key in range(1, 7):
+            await backend.cell_by_key(key)
+        for key in (3, 6, 5, 4):
+            assert (await backend.cell_by_key(key)).key == key
+        await backend.cell_by_key(1)
+        assert server.keys == [1, 2, 3, 4, 5, 6, 1] and server.batches == 0
+        await backend.close()
+
+    async def deadline() -> None:
+        server = scripted(["slow"])
+        backend = await AsyncRemoteBackend.connect(f"127.0.0.1:{server.port}", timeout=2.0)
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailableError, match="DEADLINE_EXCEEDED"):
+            await backend.cell_by_key(1)
+        assert time.monotonic() - started < 10 and server.attempts == 1
+        await backend.close()
+
+    async def copied(replicate_after: int | None, max_replica_bytes: int) -> tuple[bool, list[int], list[bool]]:
+        """Whether the dataset was copied, the keys fetched one by one, and which of 4 answers were absent."""
+        server = scripted([])
+        server.stored_key = stored
+        backend = await AsyncRemoteBackend.connect(
+            f"127.0.0.1:{server.port}", replicate_after=replicate_after, max_replica_bytes=max_replica_bytes
+        )
+        answers = [await backend.cell_by_key(key) for key in (1, 2, 3, stored)]
+        await backend.close()
+        return server.batches > 0, server.keys, [cell is None for cell in answers]
+
+    asyncio.run(bounded())
+    asyncio.run(deadline())
+    # copied after the second miss: key 3 is absent from the copy, the stored cell in it
+    assert asyncio.run(copied(2, 1 << 30)) == (True, [1, 2], [False, False, True, False])
+    assert asyncio.run(copied(3, 1 << 30)) == (True, [1, 2, 3], [False] * 4)
+    assert asyncio.run(copied(2, 100)) == (False, [1, 2, 3, stored], [False] * 4), "over the bound: never copied"
+    assert asyncio.run(copied(None, 1 << 30)) == (False, [1, 2, 3, stored], [False] * 4)
+
+
+# --- copying the dataset (``RemoteCells.columns``), driven by hand --------------------------------------------
+
+
+def _drive(exchange, answer):
+    """Run an exchange of ``RemoteCells``, answering each call with ``answer(call)``."""
+    step = next(exchange)
+    while True:
+        try:
+            step = exchange.send(answer(step))
+        except StopIteration as stop:
+            return stop.value
+
+
+def _connected(info: pb.Info):
+    from nasbench._backends.remote import RemoteCells
+
+    cells = RemoteCells("grpc://scripted", "scripted", 8, 5.0)
+    _drive(cells.connect(), lambda call: info)
+    return cells
+
+
+def _batch_answer(stored: dict[int, int], epochs: int):
+    """QueryBatch answers of a store holding the keys of ``stored`` (key -> its value), asked calls kept."""
+    asked: list[list[int]] = []
+
+    def answer(call):
+        assert call.method == "QueryBatch" and call.request.repeat == pb.REPEAT_ALL
+        keys = list(call.request.keys)
+        asked.append(keys)
+        found = np.array([key in stored for key in keys])
+        values = np.array([stored.get(key, 0) for key in keys], dtype="<f8")
+        metrics = np.repeat(values, epochs * 3 * 8) + np.tile(np.arange(epochs * 3 * 8), len(keys))
+        return pb.QueryBatchResponse(
+            count=len(keys),
+            found=found.astype(np.uint8).tobytes(),
+            keys=np.array(keys, dtype="<u8").tobytes(),
+            representatives=(np.array(keys, dtype="<u8") + 1).tobytes(),
+            trainable_parameters=np.array(values, dtype="<i4").tobytes(),
+            metrics=metrics.tobytes(),
+            hashes=b"".join(key.to_bytes(16, "big") for key in keys),
+        )
+
+    return answer, asked
+
+
+@pytest.mark.parametrize(
+    ("budgets", "max_batch", "chunk"),
+    [
+        (4, 0, 16384),  # the client's chunk
+        (4, 5000, 5000),  # the server's limit
+        (12, 0, (32 << 20) // (12 * 3 * 8 * 8 + 16 + 8 + 8 + 4 + 1)),  # the message bound (a store of 12 budgets)
+    ],
+)
+def test_copying_asks_every_key_once_in_chunks_and_keeps_the_stored_cells(budgets: int, max_batch: int, chunk: int):
+    from nasbench import space
+
+    every_key = space.enumerate_cells().keys.tolist()
+    stored = {key: float(index % 1000) for index, key in enumerate(every_key) if index % 997 == 0}
+    manifest = json.dumps({"source": {"file": "x.tfrecord"}})
+    info = pb.Info(epochs=range(1, budgets + 1), cells=len(stored), max_batch=max_batch, manifest_json=manifest)
+    cells = _connected(info)
+    answer, asked = _batch_answer(stored, budgets)
+    columns = _drive(cells.columns(), answer)
+    assert [key for keys in asked for key in keys] == every_key, "every key of the space, once, in order"
+    assert {len(keys) for keys in asked[:-1]} == {chunk} and 0 < len(asked[-1]) <= chunk
+    assert columns.keys.tolist() == sorted(stored) and columns.epochs == tuple(range(1, budgets + 1))
+    assert columns.hashes.tobytes() == b"".join(key.to_bytes(16, "big") for key in sorted(stored))
+    assert columns.representatives.tolist() == [key + 1 for key in sorted(stored)]
+    assert columns.parameters.tolist() == [int(stored[key]) for key in sorted(stored)]
+    expected = np.array([stored[key] for key in sorted(stored)])[:, None] + np.arange(budgets * 3 * 8)
+    assert np.array_equal(columns.metrics.reshape(len(stored), -1), expected)
+    assert columns.metrics.shape == (len(stored), budgets, 3, 8) and columns.source == {"file": "x.tfrecord"}
+
+
+def test_copying_refuses_inconsistent_answers():
+    from nasbench import space
+    from nasbench.errors import RemoteError
+
+    every_key = space.enumerate_cells().keys.tolist()
+    stored = {key: 1.0 for key in every_key[:10]}
+    answer, _ = _batch_answer(stored, 1)
+
+    def short(call):
+        response = answer(call)
+        response.found = response.found[:-1]
+        return response
+
+    for info_cells, reply, message in [
+        (10, short, "answered a batch of 16384 cells inconsistently"),
+        (9, answer, "answered a batch of 16384 cells inconsistently"),  # more found than it holds
+        (11, answer, "holds 11 cells but 10 of them are cells of the space"),
+    ]:
+        cells = _connected(pb.Info(epochs=[108], cells=info_cells))
+        with pytest.raises(RemoteError, match=message):
+            _drive(cells.columns(), reply)
+    assert _drive(_connected(pb.Info(epochs=[108], cells=10)).columns(), answer).keys.tolist() == every_key[:10]
+    assert _connected(pb.Info(manifest_json="[1]")).source() == {} and _connected(pb.Info()).source() == {}

@@ -118,6 +118,7 @@ class Problem:
         self.elapsed = 0.0
         self._answers = _memo_of(nasbench, "specs")  # (pruned matrix, ops, epochs) -> answer or None
         self._by_config = _memo_of(nasbench, encoding)  # (configuration values, epochs) -> answer or None
+        self._spec_by_config: dict[tuple[Any, ...], api.ModelSpec | None] = {}  # a trial's budgets share its spec
         vector = self.encoding.vector if isinstance(self.encoding, CellEncoding) else self.encoding
         self._names = tuple(param.name for param in vector.params)
         # columns of the record, one entry per evaluation
@@ -165,10 +166,11 @@ class Problem:
         if isinstance(point, api.ModelSpec):
             answer = self._answer(point, epochs)
         else:  # a configuration: its answer is memoized by its values (the data and the encoding never change)
-            key = (*map(point.__getitem__, self._names), epochs)
+            values = tuple(map(point.__getitem__, self._names))
+            key = (values, epochs)
             answer = self._by_config.get(key, _ABSENT)
             if answer is _ABSENT:
-                spec = self.spec_of(point)
+                spec = self._config_spec(point, values)
                 answer = None if spec is None else self._answer(spec, epochs)
                 if len(self._by_config) >= _MEMO_LIMIT:
                     self._by_config.clear()
@@ -185,6 +187,16 @@ class Problem:
             answer.mean_validation_108,
             answer.cell,
         )
+
+    def _config_spec(self, config: Any, values: tuple[Any, ...]) -> api.ModelSpec | None:
+        """The spec of a configuration with these values, built once per run (a trial runs at several budgets)."""
+        try:
+            return self._spec_by_config[values]
+        except KeyError:
+            if len(self._spec_by_config) >= _MEMO_LIMIT:
+                self._spec_by_config.clear()
+            spec = self._spec_by_config[values] = self.spec_of(config)
+            return spec
 
     def record(self, draw: Draw, finished_at: float | None = None) -> Evaluation:
         """Record a drawn evaluation as the next row; ``finished_at`` is its simulated wall-clock time when
