@@ -448,10 +448,11 @@ class SyneTuneOptimizer:
     Args:
       problem: the run.
       scheduler: a name of ``SCHEDULERS``.
+      shortcuts: False runs Syne Tune's own code throughout (the same trajectory, slower: ``with_exact_shortcuts``).
       settings: the scheduler's own keyword arguments, on top of those set here.
     """
 
-    def __init__(self, problem: Problem, scheduler: str, **settings: Any) -> None:
+    def __init__(self, problem: Problem, scheduler: str, *, shortcuts: bool = True, **settings: Any) -> None:
         build = SCHEDULERS.get(scheduler)
         if build is None:
             reason = REFUSED_SCHEDULERS.get(scheduler, "it is not one of Syne Tune's schedulers offered here")
@@ -461,7 +462,7 @@ class SyneTuneOptimizer:
             require_budgets(problem, scheduler)
         seed = int(problem.rng.integers(2**31))
         encoding = "A" if problem.encoding_name == "cells" else problem.encoding_name
-        built = with_exact_shortcuts(build)(config_space(encoding), seed, settings)
+        built = (with_exact_shortcuts(build) if shortcuts else build)(config_space(encoding), seed, settings)
         self.driver = SchedulerDriver(built, problem.epochs, multi_fidelity, seed)
         self._following: Job | None = None
         self._job: Job | None = None

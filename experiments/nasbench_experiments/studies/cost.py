@@ -90,13 +90,13 @@ COSTS: dict[str, Cost] = {
     "bohb": Cost(rate=0.0039, first_s=0.023, growth_s=1e-05, setup_s=0.0066),
     "smac-hb": Cost(rate=0.0082, first_s=0.00074, growth_s=4.8e-05, setup_s=1.7),
     "smac-mf": Cost(rate=0.006, first_s=0.064, growth_s=0.00022, setup_s=0.17),
-    "st-rs": Cost(rate=0.0039, first_s=0.00049, growth_s=0, setup_s=0.28),
-    "st-re": Cost(rate=0.00066, first_s=0.00027, growth_s=0, setup_s=0.00064),
-    "st-tpe": Cost(rate=0.0024, first_s=0, growth_s=9.8e-05, setup_s=1.2),
+    "st-rs": Cost(rate=0.0039, first_s=0.0001, growth_s=0, setup_s=0.28),
+    "st-re": Cost(rate=0.00066, first_s=0.00013, growth_s=1.6e-09, setup_s=0.00065),
+    "st-tpe": Cost(rate=0.0024, first_s=0, growth_s=7.5e-05, setup_s=0.00067),
     "st-bore": Cost(rate=0.0022, first_s=0.2, growth_s=0.0055, setup_s=0.26),
-    "asha": Cost(rate=0.011, first_s=0.00012, growth_s=2.1e-10, setup_s=0.00086),
-    "ahb": Cost(rate=0.0098, first_s=0.00011, growth_s=5e-09, setup_s=0.00089),
-    "st-bohb": Cost(rate=0.0077, first_s=0, growth_s=1.1e-05, setup_s=0.0013),
+    "asha": Cost(rate=0.011, first_s=4.8e-05, growth_s=8e-12, setup_s=0.0013),
+    "ahb": Cost(rate=0.0098, first_s=4.5e-05, growth_s=0, setup_s=0.002),
+    "st-bohb": Cost(rate=0.0077, first_s=0, growth_s=8.6e-06, setup_s=1.1),
     "asha-bore": Cost(rate=0.009, first_s=0.13, growth_s=0.0013, setup_s=0.00087),
 }
 WORKER_START_S = 3.0  # a worker process: spawn, imports, opening the dataset
@@ -194,13 +194,13 @@ CALIBRATION_BUDGETS = {
     "smac-hb": (1e6, 1),
     "smac-mf": (3e5, 1),
     # Syne Tune's schedulers (one worker: the cost of a run hardly depends on its simulated workers, see
-    # docs/compare.md); a few ms per decision, less for ASHA (its rungs bisected: search.synetune)
+    # docs/compare.md); tens of µs per decision for ASHA and random search (search.synetune), ms for the others
     "st-rs": (1e6, 1),
     "st-re": (1e6, 1),
     "st-tpe": (1e5, 1),
     "st-bore": (2e4, 1),
-    "asha": (2e6, 1),
-    "ahb": (2e6, 1),
+    "asha": (1e7, 1),
+    "ahb": (1e7, 1),
     "st-bohb": (1e5, 1),
     "asha-bore": (2e4, 1),
 }
