@@ -74,7 +74,9 @@ class ScriptedServer:
     """A Nasbench service on 127.0.0.1 whose GetMetrics follows a script (one entry per attempt: a status code
     to abort with, ``"slow"`` to hold the call far past the client's deadline, or ``"ok"``), for the client's retry,
     deadline and error mapping. GetInfo always answers (one cell, one budget); QueryBatch (a client copying the
-    dataset) answers that the one cell is ``stored_key`` (``batches`` counts its calls)."""
+    dataset) answers that the one cell is ``stored_key`` (``batches`` counts its calls). ListCells and QueryStream
+    answer two messages, or hold the call past any deadline when ``hold_streams`` is set; ``metadata`` keeps each
+    method's call metadata."""
 
     def __init__(self, script: list) -> None:
         import threading
@@ -87,6 +89,8 @@ class ScriptedServer:
         self.keys: list[int] = []
         self.batches = 0
         self.stored_key = -1
+        self.hold_streams = False
+        self.metadata: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -105,6 +109,16 @@ class ScriptedServer:
                 self._query_batch,
                 request_deserializer=pb.QueryBatchRequest.FromString,
                 response_serializer=pb.QueryBatchResponse.SerializeToString,
+            ),
+            "ListCells": grpc.unary_stream_rpc_method_handler(
+                self._list_cells,
+                request_deserializer=pb.ListCellsRequest.FromString,
+                response_serializer=pb.ListCellsResponse.SerializeToString,
+            ),
+            "QueryStream": grpc.stream_stream_rpc_method_handler(
+                self._query_stream,
+                request_deserializer=pb.QueryRequest.FromString,
+                response_serializer=pb.QueryResponse.SerializeToString,
             ),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("nasbench.v1.Nasbench", handlers),))
@@ -130,6 +144,21 @@ class ScriptedServer:
             metrics=metrics.tobytes(),
             trainable_parameters=7,
         )
+
+    def _streamed(self, method: str, context) -> bool:
+        """Note the call's metadata; False once the call was held until the server stopped."""
+        self.metadata[method] = dict(context.invocation_metadata())
+        return not (self.hold_streams and self._stopped.wait(30))
+
+    def _list_cells(self, request: pb.ListCellsRequest, context):
+        if self._streamed("ListCells", context):
+            yield pb.ListCellsResponse(hashes=bytes(16))
+            yield pb.ListCellsResponse(hashes=bytes(range(16)))
+
+    def _query_stream(self, requests, context):
+        if self._streamed("QueryStream", context):
+            for request in requests:
+                yield pb.QueryResponse(request_id=request.request_id)
 
     def _query_batch(self, request: pb.QueryBatchRequest, context):
         with self._lock:
@@ -560,3 +589,106 @@ def test_copying_refuses_inconsistent_answers():
             _drive(cells.columns(), reply)
     assert _drive(_connected(pb.Info(epochs=[108], cells=10)).columns(), answer).keys.tolist() == every_key[:10]
     assert _connected(pb.Info(manifest_json="[1]")).source() == {} and _connected(pb.Info()).source() == {}
+
+
+# --- the transports: streams under the deadline and with the token; the counters -------------------------------
+
+
+def test_both_transports_stream_with_the_token_and_within_the_deadline(scripted) -> None:
+    """``collect`` (server streaming) and ``stream`` (bidirectional), sync and asyncio: every message, the token
+    and the dataset pin sent with each, and a held stream ended by the transport's deadline."""
+    import asyncio
+
+    from nasbench._backends.transport import AsyncTransport, Transport
+    from nasbench.errors import ServiceUnavailableError
+
+    server = scripted([])
+    address = f"127.0.0.1:{server.port}"
+    requests = [pb.QueryRequest(request_id=4), pb.QueryRequest(request_id=12)]
+
+    def check_metadata() -> None:
+        for method in ("ListCells", "QueryStream"):
+            sent = server.metadata.pop(method)
+            assert sent["authorization"] == "Bearer s3cret" and sent["nasbench-dataset"] == "pinned", method
+
+    transport = Transport(address, token="s3cret", timeout=2.0)
+    transport.pin("pinned")
+    assert [m.hashes for m in transport.collect("ListCells", pb.ListCellsRequest())] == [bytes(16), bytes(range(16))]
+    assert [a.request_id for a in transport.stream("QueryStream", iter(requests))] == [4, 12]
+    check_metadata()
+
+    async def asynchronous(hold: bool) -> None:
+        async def feed():
+            for request in requests:
+                yield request
+
+        transport = AsyncTransport(address, token="s3cret", timeout=2.0)
+        transport.pin("pinned")
+        if hold:
+            for call in (
+                transport.collect("ListCells", pb.ListCellsRequest()),
+                _drain(transport.stream("QueryStream", feed())),
+            ):
+                started = time.monotonic()
+                with pytest.raises(ServiceUnavailableError, match="DEADLINE_EXCEEDED"):
+                    await call
+                assert time.monotonic() - started < 10
+        else:
+            messages = await transport.collect("ListCells", pb.ListCellsRequest())
+            assert [m.hashes for m in messages] == [bytes(16), bytes(range(16))]
+            assert [answer.request_id async for answer in transport.stream("QueryStream", feed())] == [4, 12]
+            check_metadata()
+        await transport.close()
+        await transport.close()  # idempotent
+
+    asyncio.run(asynchronous(hold=False))
+    server.hold_streams = True
+    asyncio.run(asynchronous(hold=True))
+    for call in (
+        lambda: transport.collect("ListCells", pb.ListCellsRequest()),
+        lambda: list(transport.stream("QueryStream", iter(requests))),
+    ):
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailableError, match="DEADLINE_EXCEEDED"):
+            call()
+        assert time.monotonic() - started < 10
+
+
+async def _drain(answers) -> list:
+    return [answer async for answer in answers]
+
+
+def test_client_stats_count_calls_by_code_and_lookups_by_hit() -> None:
+    """Calls by target, method and final code (UNKNOWN for an error without one); cache hits one by one and
+    lookups in bulk, added up; ``reset`` starts again from nothing."""
+    import grpc
+
+    from nasbench._backends.transport import ClientStats
+
+    class Failed(grpc.RpcError):
+        def __init__(self, code) -> None:
+            self._code = code
+
+        def code(self):
+            return self._code
+
+    stats = ClientStats()
+    assert stats.snapshot() == ({}, {})
+    for _ in range(3):
+        stats.hit("a")
+    stats.hit("b")
+    stats.lookups("a", 2, 5)
+    stats.lookups("a", 1, 0)
+    with stats.counted("a", "Query"):
+        pass
+    for code in (grpc.StatusCode.UNAVAILABLE, None):
+        with pytest.raises(Failed), stats.counted("a", "Query"):
+            raise Failed(code)
+    calls, lookups = stats.snapshot()
+    assert calls == {("a", "Query", "OK"): 1, ("a", "Query", "UNAVAILABLE"): 1, ("a", "Query", "UNKNOWN"): 1}
+    assert lookups == {("a", True): 6, ("a", False): 5, ("b", True): 1}
+    assert stats.snapshot() == (calls, lookups), "reading changes nothing"
+    stats.reset()
+    assert stats.snapshot() == ({}, {})
+    stats.hit("a")
+    assert stats.snapshot() == ({}, {("a", True): 1})
