@@ -78,7 +78,7 @@ class ScriptedServer:
     answer two messages, or hold the call past any deadline when ``hold_streams`` is set; ``metadata`` keeps each
     method's call metadata."""
 
-    def __init__(self, script: list) -> None:
+    def __init__(self, script: list, tls: tuple[bytes, bytes] | None = None) -> None:
         import threading
         from concurrent import futures
 
@@ -122,7 +122,10 @@ class ScriptedServer:
             ),
         }
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("nasbench.v1.Nasbench", handlers),))
-        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = self._server.add_insecure_port("127.0.0.1:0")
+        else:  # (certificate, key), PEM
+            self.port = self._server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(tls[1], tls[0])]))
         self._server.start()
 
     def _get_metrics(self, request: pb.GetMetricsRequest, context):
@@ -189,8 +192,8 @@ class ScriptedServer:
 def scripted():
     servers = []
 
-    def start(script: list) -> ScriptedServer:
-        servers.append(ScriptedServer(script))
+    def start(script: list, tls: tuple[bytes, bytes] | None = None) -> ScriptedServer:
+        servers.append(ScriptedServer(script, tls))
         return servers[-1]
 
     yield start
@@ -692,3 +695,30 @@ def test_client_stats_count_calls_by_code_and_lookups_by_hit() -> None:
     assert stats.snapshot() == ({}, {})
     stats.hit("a")
     assert stats.snapshot() == ({}, {("a", True): 1})
+
+
+def test_both_transports_speak_tls_with_a_ca_given_as_a_file_or_bytes(scripted, tmp_path) -> None:
+    """Against a TLS server: ``grpcs://`` with the CA as a file or as bytes, sync and asyncio; the same address
+    without TLS gets no answer (named as such)."""
+    import asyncio
+
+    from nasbench._backends.transport import AsyncTransport, Transport
+    from nasbench.errors import ServiceUnavailableError
+    from tests.server.test_security import _certificates
+
+    ca, cert, key = _certificates(tmp_path)
+    server = scripted([], tls=(cert.read_bytes(), key.read_bytes()))
+    secure, plain = f"grpcs://localhost:{server.port}", f"grpc://localhost:{server.port}"
+
+    async def info(address: str, **settings) -> pb.Info:
+        transport = AsyncTransport(address, timeout=5.0, **settings)
+        try:
+            return await transport.call("GetInfo", pb.GetInfoRequest())
+        finally:
+            await transport.close()
+
+    for tls_ca in (ca, ca.read_bytes(), str(ca)):
+        assert Transport(secure, tls_ca=tls_ca, timeout=5.0).call("GetInfo", pb.GetInfoRequest()).cells == 1
+        assert asyncio.run(info(secure, tls_ca=tls_ca)).cells == 1
+    with pytest.raises(ServiceUnavailableError, match="no nasbench server answered"):
+        asyncio.run(info(plain))
