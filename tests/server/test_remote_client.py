@@ -457,7 +457,12 @@ def test_the_asyncio_backend_honours_the_cache_bound_deadline_and_copy_options(s
 
     async def bounded() -> None:
         server = scripted([])
+        server.stored_key = stored
         backend = await AsyncRemoteBackend.connect(f"127.0.0.1:{server.port}", cache_cells=4, replicate_after=None)
+        columns = await backend.columns()
+        assert columns.keys.tolist() == [stored]
+        assert columns.metrics.ravel().tolist() == list(range(stored, stored + 24))
+        server.batches = 0
         for key in range(1, 7):
             await backend.cell_by_key(key)
         for key in (3, 6, 5, 4):
@@ -491,7 +496,9 @@ def test_the_asyncio_backend_honours_the_cache_bound_deadline_and_copy_options(s
     # copied after the second miss: key 3 is absent from the copy, the stored cell in it
     assert asyncio.run(copied(2, 1 << 30)) == (True, [1, 2], [False, False, True, False])
     assert asyncio.run(copied(3, 1 << 30)) == (True, [1, 2, 3], [False] * 4)
-    assert asyncio.run(copied(2, 100)) == (False, [1, 2, 3, stored], [False] * 4), "over the bound: never copied"
+    # the copy's size: 1 cell x (1 budget x 3 repeats x 8 values x 8 bytes + 37 bytes of key, hash and the rest)
+    assert asyncio.run(copied(2, 229)) == (True, [1, 2], [False, False, True, False]), "a copy of exactly the bound"
+    assert asyncio.run(copied(2, 228)) == (False, [1, 2, 3, stored], [False] * 4), "over the bound: never copied"
     assert asyncio.run(copied(None, 1 << 30)) == (False, [1, 2, 3, stored], [False] * 4)
 
 
@@ -567,6 +574,7 @@ def test_copying_asks_every_key_once_in_chunks_and_keeps_the_stored_cells(budget
     expected = np.array([stored[key] for key in sorted(stored)])[:, None] + np.arange(budgets * 3 * 8)
     assert np.array_equal(columns.metrics.reshape(len(stored), -1), expected)
     assert columns.metrics.shape == (len(stored), budgets, 3, 8) and columns.source == {"file": "x.tfrecord"}
+    assert (columns.keys.dtype, columns.representatives.dtype, columns.metrics.dtype) == (np.uint64, np.uint64, float)
 
 
 def test_copying_refuses_inconsistent_answers():
@@ -695,6 +703,49 @@ def test_client_stats_count_calls_by_code_and_lookups_by_hit() -> None:
     assert stats.snapshot() == ({}, {})
     stats.hit("a")
     assert stats.snapshot() == ({}, {("a", True): 1})
+
+
+def test_asyncio_calls_are_counted_by_target_method_and_code(scripted) -> None:
+    import asyncio
+
+    import grpc
+
+    from nasbench._backends.transport import STATS, AsyncTransport
+
+    server = scripted([grpc.StatusCode.INVALID_ARGUMENT])
+    target = f"127.0.0.1:{server.port}"
+
+    async def calls() -> None:
+        transport = AsyncTransport(target, timeout=5.0)
+        await transport.call("GetInfo", pb.GetInfoRequest())
+        with pytest.raises(Exception, match="scripted INVALID_ARGUMENT"):
+            await transport.call("GetMetrics", pb.GetMetricsRequest(cell=pb.CellRef(key=1)))
+        await transport.collect("ListCells", pb.ListCellsRequest())
+        await transport.close()
+
+    asyncio.run(calls())
+    counted = {key: n for key, n in STATS.snapshot()[0].items() if key[0] == target}
+    assert counted == {
+        (target, "GetInfo", "OK"): 1,
+        (target, "GetMetrics", "INVALID_ARGUMENT"): 1,
+        (target, "ListCells", "OK"): 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("dataset", "described"),
+    [
+        ("127.0.0.1:5000", "the server 127.0.0.1:5000"),
+        ("grpc://h:1", "the server grpc://h:1"),
+        ("only108", "the dataset only108"),
+        ("absent/nasbench_full.tfrecord", "the dataset file absent/nasbench_full.tfrecord"),
+        ("absent/store.lmdb", "the store absent/store.lmdb"),
+    ],
+)
+def test_each_kind_of_location_describes_itself(dataset: str, described: str) -> None:
+    from nasbench._backends.address import parse
+
+    assert parse(dataset).describe() == described
 
 
 def test_both_transports_speak_tls_with_a_ca_given_as_a_file_or_bytes(scripted, tmp_path) -> None:
