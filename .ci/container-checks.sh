@@ -170,6 +170,14 @@ compose_checks() {
   local optimizer_rc; optimizer_rc=$("${dc[@]}" ps -a --format '{{.Service}} {{.ExitCode}}' | awk '$1=="optimizer"{print $2}')
   [ "$optimizer_rc" = 0 ] || { tail -20 "$LOG/compose-optimizer.log"; fail "compose: the optimizer exited $optimizer_rc"; }
   echo "compose: the example optimizer exited 0 ($(grep -c 'best validation' "$LOG/compose-optimizer.log") processes reported)"
+  # gRPC's round-robin sends a process's first calls to the replicas whose connections are ready first, and each
+  # process then answers from its copy of the dataset: on a loaded machine a replica can serve none of the
+  # optimizer's calls. One call to each replica from inside it makes the next check about scraping, not balance.
+  local i; for i in 1 2 3; do
+    "${dc[@]}" exec -T --index "$i" server python -c 'import os; from nasbench import api
+api.NASBench("127.0.0.1:50051", token=open(os.environ["NASBENCH_TOKEN_FILE"]).read().strip())' \
+      > "$LOG/compose-call-$i.log" 2>&1 || { tail -5 "$LOG/compose-call-$i.log"; fail "compose: a call to replica $i"; }
+  done
   "$PYTHON" "$ROOT/.ci/container_checks.py" prometheus "http://127.0.0.1:$prom_port" 3 || fail "compose Prometheus"
   PROMETHEUS_PORT=$prom_port "${dc[@]}" stop server > /dev/null 2>&1
   local codes; codes=$("${dc[@]}" ps -a --format '{{.Service}} {{.ExitCode}}' | awk '$1=="server"{print $2}' | sort -u | tr '\n' ' ')
