@@ -98,6 +98,13 @@ class Choice(Categorical):  # type: ignore[misc]  # Syne Tune is untyped
         return super().cast(value)
 
 
+_CASTS_AS_IS = frozenset({int, str})  # 1 == 1.0 == True: an int, float or bool value would pass for another
+
+
+def _category_types(domains: dict[str, Any]) -> frozenset[type]:
+    return frozenset(type(value) for domain in domains.values() for value in domain.categories)
+
+
 class ChoiceSpace(dict[str, Choice]):
     """A configuration space of ``Choice`` domains only, with integer or string categories: a configuration whose
     every value already is one of its domain's categories, of the categories' own type, casts to itself (Syne
@@ -108,8 +115,8 @@ class ChoiceSpace(dict[str, Choice]):
         super().__init__(domains)
         self._names = tuple(domains)
         self._pairs = frozenset((name, value) for name, domain in domains.items() for value in domain.categories)
-        self._types = frozenset(type(value) for domain in domains.values() for value in domain.categories)
-        if not self._types <= {int, str}:  # 1 == 1.0 == True: an int, float or bool value would pass for another
+        self._types = _category_types(domains)
+        if not self._types <= _CASTS_AS_IS:
             raise ValueError(f"categories of types {sorted(t.__name__ for t in self._types)}: int and str only")
 
     def cast_as_is(self, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -129,8 +136,9 @@ def _fast_domains(space: dict[str, Any]) -> dict[str, Any]:
         else domain
         for name, domain in space.items()
     }
-    kinds = {type(value) for domain in fast.values() if isinstance(domain, Choice) for value in domain.categories}
-    return ChoiceSpace(fast) if all(isinstance(d, Choice) for d in fast.values()) and kinds <= {int, str} else fast
+    if all(isinstance(domain, Choice) for domain in fast.values()) and _category_types(fast) <= _CASTS_AS_IS:
+        return ChoiceSpace(fast)
+    return fast
 
 
 def _cast_as_is(cast: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
