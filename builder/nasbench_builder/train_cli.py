@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import logging
 import sys
@@ -38,7 +39,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train cells from scratch with the protocol that produced NAS-Bench-101 (RMSProp as TensorFlow's, cosine "
         "learning rate, batch 256, CIFAR-10 split 40k/10k/10k, evaluations at 0, half and all of the budget) and "
-        "write one record per repeat in the original .tfrecord format: nasbench build OUTPUT STORE serves them. "
+        "write one record per budget and repeat in the original .tfrecord format: nasbench build OUTPUT STORE "
+        "serves them. "
         "Finished runs are logged to OUTPUT.runs.jsonl; running the same command again resumes after them."
     )
     parser.add_argument("output", type=Path, help="the .tfrecord file to write")
@@ -51,7 +53,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--cifar", type=Path, default=None, help=f"{cifar.ARCHIVE_NAME} or its folder (default: {default_cifar()})"
     )
     parser.add_argument("--cifar-md5", default=cifar.MD5, help="the archive's MD5 (default: the published one)")
-    parser.add_argument("--epochs", type=positive_int, default=DEFAULT.epochs, help="the budget (default 108)")
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        nargs="+",
+        default=[DEFAULT.epochs],
+        metavar="E",
+        help="budgets, each a run of its own with its own schedule (default 108; the full dataset's: 4 12 36 108)",
+    )
     parser.add_argument(
         "--batch-size", type=positive_int, default=DEFAULT.batch_size, help="even; other than 256 is not the protocol"
     )
@@ -95,17 +104,19 @@ def run_train(args: argparse.Namespace) -> int:
 
     _check_device(args.device)
     specs = _specs(args)
-    protocol = replace(DEFAULT, epochs=args.epochs, batch_size=args.batch_size)
+    budgets = sorted(set(args.epochs))
     architecture = Architecture(args.stem_channels, args.stacks, args.modules_per_stack)
     data = cifar.load(args.cifar or default_cifar(), md5=args.cifar_md5)
     journal = args.output.with_name(args.output.name + ".runs.jsonl")
-    done = {(run["hash"], run["repeat"]): run for run in trained.read_log(journal) if run.get("epochs") == args.epochs}
+    done = {(run.get("hash"), run.get("epochs"), run.get("repeat")): run for run in trained.read_log(journal)}
     payloads = []
     for index, spec in enumerate(specs):
         module_hash = trained.cell_fields(spec)[0]
-        for repeat in range(args.repeats):
-            run: dict[str, Any] | None = done.get((module_hash, repeat))
+        for epochs, repeat in itertools.product(budgets, range(args.repeats)):
+            run: dict[str, Any] | None = done.get((module_hash, epochs, repeat))
             if run is None:
+                # as the original, each budget is a run of its own: the cosine schedule spans that budget
+                protocol = replace(DEFAULT, epochs=epochs, batch_size=args.batch_size)
                 options = Options(
                     device=args.device,
                     seed=args.seed + repeat,
@@ -116,16 +127,16 @@ def run_train(args: argparse.Namespace) -> int:
                 )
                 model_dir = args.model_dir / module_hash / f"repeat_{repeat + 1}" if args.model_dir else None
                 run = train_and_evaluate(spec, data, protocol, options, model_dir)
-                run.update(hash=module_hash, repeat=repeat, epochs=args.epochs, options=_describe(options))
+                run.update(hash=module_hash, repeat=repeat, epochs=epochs, options=_describe(options))
                 trained.append_log(journal, run)
                 final = run["evaluation_results"][-1]
                 print(
-                    f"cell {index + 1}/{len(specs)} {module_hash} repeat {repeat + 1}: validation "
+                    f"cell {index + 1}/{len(specs)} {module_hash} {epochs} epochs repeat {repeat + 1}: validation "
                     f"{final['validation_accuracy']:.4f}, test {final['test_accuracy']:.4f}, "
                     f"training {final['training_time']:.1f} s",
                     file=sys.stderr,
                 )
-            payloads.append(trained.payload(spec, args.epochs, run))
+            payloads.append(trained.payload(spec, epochs, run))
     trained.write_tfrecord(payloads, args.output)
     print(args.output)
     return 0

@@ -19,10 +19,12 @@ torch = pytest.importorskip("torch")  # the train extra
 TINY = model.Architecture(stem_channels=2, stacks=1, modules_per_stack=1)
 
 
-def _train(output: Path, archive: Path, md5: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _train(
+    output: Path, archive: Path, md5: str, *extra: str, epochs: tuple[str, ...] = ("1",)
+) -> subprocess.CompletedProcess[str]:
     command = [
         sys.executable, "-m", "nasbench._cli", "train", str(output), "--max-vertices", "2",
-        "--cifar", str(archive), "--cifar-md5", md5, "--epochs", "1", "--batch-size", "4000",
+        "--cifar", str(archive), "--cifar-md5", md5, "--epochs", *epochs, "--batch-size", "4000",
         "--stem-channels", "2", "--stacks", "1", "--modules-per-stack", "1", *extra,
     ]  # fmt: skip
     # one thread: on a machine shared with other jobs, torch's threads would wait on each other
@@ -33,8 +35,9 @@ def _train(output: Path, archive: Path, md5: str, *extra: str) -> subprocess.Com
 def test_nasbench_train_writes_records_that_nasbench_build_serves(
     cifar_archive: Path, cifar_md5: str, tmp_path: Path
 ) -> None:
-    """A few steps (10 per run at batch 4000) of the only cell of 2 vertices, 3 repeats: the .tfrecord builds
-    into a store whose query answers one of the three runs; running again resumes and trains nothing."""
+    """A few steps (10 per epoch at batch 4000) of the only cell of 2 vertices, 3 repeats: the .tfrecord builds
+    into a store whose query answers one of the three runs; running again resumes and trains nothing; a second
+    budget asked for later trains only its own runs, and the file then builds into a store of both budgets."""
     output = tmp_path / "trained.tfrecord"
     done = _train(output, cifar_archive, cifar_md5)
     assert done.returncode == 0, done.stderr
@@ -72,6 +75,28 @@ def test_nasbench_train_writes_records_that_nasbench_build_serves(
     assert again.returncode == 0, again.stderr
     assert "repeat" not in again.stderr  # no run trained again
     assert output.read_bytes() == first
+
+    # a second budget added later: only its runs train, each a run of its own with a schedule over 2 epochs
+    more = _train(output, cifar_archive, cifar_md5, epochs=("2", "1"))
+    assert more.returncode == 0, more.stderr
+    assert re.findall(r" (\d+) epochs repeat (\d)", more.stderr) == [("2", "1"), ("2", "2"), ("2", "3")]
+    runs = [json.loads(line) for line in (tmp_path / "trained.tfrecord.runs.jsonl").read_text().splitlines()]
+    assert [(run["epochs"], run["repeat"]) for run in runs] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
+    for run in runs[3:]:
+        assert [r["training_steps"] for r in run["evaluation_results"]] == [0, 10, 20]
+    both = tmp_path / "both.lmdb"
+    built = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "build", str(output), str(both), "--workers", "1"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    bench = api.NASBench(str(both), seed=0)
+    assert bench.valid_epochs == {1, 2}
+    fixed, computed = bench.get_metrics_from_spec(spec)
+    assert {epochs: len(repeats) for epochs, repeats in computed.items()} == {1: 3, 2: 3}
+    assert sorted(r["final_validation_accuracy"] for r in computed[2]) == sorted(
+        run["evaluation_results"][-1]["validation_accuracy"] for run in runs[3:]
+    )
 
 
 def test_train_refuses_a_wrong_digest_in_one_line(cifar_archive: Path, tmp_path: Path) -> None:
