@@ -24,7 +24,7 @@ SCENARIOS = {
     "cold_start": "server to SERVING, client to first answer, vs loading the original's dicts",
     "build": "synthetic files built into stores: records/s, peak memory, round trip",
     "load": "load generator: concurrency, duration, request mix, rate limit",
-    "reliability": "store verification cost (first open, recorded), health latency under heavy calls",
+    "reliability": "store verification, health under heavy calls, a batch beside big samples, idle streams, scrapes",
     "analyze": "nasbench analyze in fresh processes: the report without locality, locality; time, peak RSS",
     "compare": "optimizer study: 500 runs each of RS and RE on 2 workers, store vs server; optimizer overheads",
     "parallel": "100 runs of Syne Tune's ASHA on 16 simulated workers each, 2 worker processes; per-run overhead",

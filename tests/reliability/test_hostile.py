@@ -17,6 +17,7 @@ import time
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
@@ -176,9 +177,12 @@ def test_big_samples_do_not_stall_health(big_server):
 
 
 def test_idle_streams_lock_out_neither_new_streams_nor_hash_iterator(big_server):
-    """70 QueryStream calls that send nothing and set no deadline (more than the 64 slots): health, a new stream
-    of another client and ``hash_iterator`` (a ListCells stream) are all answered at once."""
+    """70 QueryStream calls that send nothing and set no deadline, over 5 connections (none past its half of the
+    slots), so that they take all 64 slots: health is answered at once, and a new stream of another client and
+    ``hash_iterator`` (a ListCells stream) as soon as an idle stream has waited EVICT_IDLE_S, not when the idle
+    ones give up."""
     from nasbench import api
+    from nasbench_server import limits
 
     never = threading.Event()
 
@@ -186,20 +190,42 @@ def test_idle_streams_lock_out_neither_new_streams_nor_hash_iterator(big_server)
         never.wait()
         yield from ()
 
-    with grpc.insecure_channel(big_server.address) as idle_channel:
-        idle = [pb_grpc.NasbenchStub(idle_channel).QueryStream(nothing()) for _ in range(70)]
+    def own_connection() -> grpc.Channel:
+        return grpc.insecure_channel(big_server.address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+    idle_channels = [own_connection() for _ in range(5)]
+    idle = [pb_grpc.NasbenchStub(idle_channels[i % 5]).QueryStream(nothing()) for i in range(70)]
+    try:
+        assert wait_for(lambda: sum(call.done() for call in idle) == 70 - 64)  # only those past the 64 slots refused
+        opened = time.monotonic()
+        with own_connection() as other:
+            health = health_pb2_grpc.HealthStub(other).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+            def answered() -> bool:
+                try:
+                    answer = next(pb_grpc.NasbenchStub(other).QueryStream(iter([pb.QueryRequest()]), timeout=10))
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                    return False
+                return answer.error.kind == "InvalidSpecError"  # answered (an empty reference is an error answer)
+
+            assert wait_for(answered, timeout=30)
+        assert limits.EVICT_IDLE_S - 0.5 <= time.monotonic() - opened < limits.EVICT_IDLE_S + 10
+        nasbench = api.NASBench(f"grpc://{big_server.address}")
         try:
-            assert wait_for(lambda: sum(call.done() for call in idle) >= 70 - 64)  # more than the slots: some refused
-            other = grpc.insecure_channel(big_server.address, options=[("grpc.use_local_subchannel_pool", 1)])
-            with other:
-                answer = next(pb_grpc.NasbenchStub(other).QueryStream(iter([pb.QueryRequest()]), timeout=10))
-                assert answer.error.kind == "InvalidSpecError"  # answered (an empty reference is an error answer)
-            nasbench = api.NASBench(f"grpc://{big_server.address}")
-            try:
-                assert sum(1 for _ in nasbench.hash_iterator()) == 423_624
-            finally:
-                nasbench.close()
+            assert sum(1 for _ in nasbench.hash_iterator()) == 423_624
         finally:
-            never.set()
-            for call in idle:
-                call.cancel()
+            nasbench.close()
+        ended = [call for call in idle[:64] if call.done()]
+        assert ended  # the idle streams made room, and say why
+        for call in ended:
+            with pytest.raises(grpc.RpcError) as info:
+                next(call)
+            assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        never.set()
+        for call in idle:
+            call.cancel()
+        for channel in idle_channels:
+            channel.close()
