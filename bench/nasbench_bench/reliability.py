@@ -220,7 +220,8 @@ def _idle_streams(result: ScenarioResult, context: Context) -> None:
         with HealthProber(server.address) as prober:
             client = Transport(server.address, timeout=10)
             client.call("Ping", pb.PingRequest())  # connected
-            latencies, refused, room_after = [], 0, None
+            latencies: list[float] = []
+            refused, room_after = 0, None
             while len(latencies) < wanted and time.perf_counter() - filled < 60:
                 started = time.perf_counter()
                 try:
