@@ -239,7 +239,7 @@ def run(context: Context) -> ScenarioResult:
     result.target(
         "NASBench(store) construction", statistics.median(m["construct_s"] for m in made), "s", 0.1, at_most=True
     )
-    # Issue 13's start-up target: a fresh process's NASBench(store) to its first answer. The import before it is
+    # The start-up target: a fresh process's NASBench(store) to its first answer. The import before it is
     # reported above beside its floor, numpy's own import (70-120 ms on the 2-core machine).
     result.target(
         "construction to first answer, fresh process", statistics.median(constructed_to_answer), "ms", 80.0, True
