@@ -3,6 +3,7 @@ command line's one-line errors; the report redrawn from saved runs."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 from nasbench._cli import main
 from nasbench_builder import synthetic, writer
 from nasbench_experiments.search.registry import OPTIMIZERS
+from nasbench_experiments.studies import report as report_module
 from nasbench_experiments.studies import runner, table
 from nasbench_server.process import free_ports
 from tests.builder.test_build_errors import tmpfs
@@ -154,7 +156,7 @@ def test_the_report_is_redrawn_from_saved_runs(small_store: Path, tmp_path: Path
     arguments = ["compare", "--optimizers", "rs,ls", "--runs", "3", "--budget", "2e5", "--encoding", "cells"]
     assert main([*arguments, "--store", str(small_store), "--out", str(out), "--no-progress", "--workers", "1"]) == 0
     report = (out / "report.md").read_text()
-    for name in ("regret.png", "ecdf.png", "summary.csv"):
+    for name in ("regret.png", "ecdf.png", "summary.csv", "finals.csv"):
         assert (out / name).exists()
         (out / name).unlink()
     assert main(["compare", "--report", str(out)]) == 0
@@ -163,6 +165,15 @@ def test_the_report_is_redrawn_from_saved_runs(small_store: Path, tmp_path: Path
     summary = (out / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("optimizer,runs,final_test_regret_median")
     assert [line.split(",")[:2] for line in summary[1:]] == [["rs", "3"], ["ls", "3"]]
+    # one row per run, from which the summary is computed again exactly
+    with open(out / "finals.csv", newline="") as handle:
+        finals = list(csv.DictReader(handle))
+    runs = sorted((row["optimizer"], row["seed"]) for row in finals)
+    assert runs == [(name, str(seed)) for name in ("ls", "rs") for seed in range(3)]
+    with open(out / "summary.csv", newline="") as handle:
+        assert [{k: str(v) for k, v in row.items()} for row in report_module.summarize_finals(finals)] == list(
+            csv.DictReader(handle)
+        )
     results = pq.read_table(out / "results.parquet")
     assert set(results.column_names) >= {"optimizer", "seed", "step", "time", "test_regret", "validation_regret"}
 

@@ -9,7 +9,7 @@ Regrets of exactly 0 (the run found the best cell) are drawn at ``REGRET_FLOOR``
 Usage::
 
     from nasbench_experiments.studies.report import render
-    render(Path("study"))       # reads study.json and runs/, writes summary.csv, report.md, regret.png, ecdf.png
+    render(Path("study"))  # reads study.json and runs/; writes summary.csv, finals.csv, report.md and the figures
 """
 
 from __future__ import annotations
@@ -66,15 +66,39 @@ def load_runs(out: Path) -> list[Run]:
     ]
 
 
+def finals(runs: list[Run], budget_s: float) -> list[dict[str, Any]]:
+    """Per run: its evaluations, its final regrets (at the budget) and when it first reached each level (inf:
+    never), the figures ``summarize`` aggregates."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "optimizer": run.optimizer,
+            "seed": run.seed,
+            "evaluations": len(run.time),
+            "valid_evaluations": int(run.valid.sum()),
+            "final_test_regret": float(bookkeeping.regret_at(run.time, run.test_regret, np.array([budget_s]))[0]),
+            "final_validation_regret": float(
+                bookkeeping.regret_at(run.time, run.validation_regret, np.array([budget_s]))[0]
+            ),
+        }
+        for level in LEVELS:
+            row[f"time_to_{level:g}_s"] = float(bookkeeping.time_to_reach(run.time, run.test_regret, level, budget_s))
+        rows.append(row)
+    return rows
+
+
 def summarize(runs: list[Run], budget_s: float) -> list[dict[str, Any]]:
     """Per optimizer: final regrets (median, quartiles), time to reach each level, evaluations per run."""
+    return summarize_finals(finals(runs, budget_s))
+
+
+def summarize_finals(per_run: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``summarize`` from the rows of ``finals`` (or of a study's finals.csv, read back)."""
     rows = []
-    for name in dict.fromkeys(run.optimizer for run in runs):
-        mine = [run for run in runs if run.optimizer == name]
-        final = np.array([bookkeeping.regret_at(r.time, r.test_regret, np.array([budget_s]))[0] for r in mine])
-        final_validation = np.array(
-            [bookkeeping.regret_at(r.time, r.validation_regret, np.array([budget_s]))[0] for r in mine]
-        )
+    for name in dict.fromkeys(run["optimizer"] for run in per_run):
+        mine = [run for run in per_run if run["optimizer"] == name]
+        final = np.array([float(run["final_test_regret"]) for run in mine])
+        final_validation = np.array([float(run["final_validation_regret"]) for run in mine])
         row: dict[str, Any] = {
             "optimizer": name,
             "runs": len(mine),
@@ -84,11 +108,11 @@ def summarize(runs: list[Run], budget_s: float) -> list[dict[str, Any]]:
             "final_validation_regret_median": _quantile(final_validation, 0.5),
         }
         for level in LEVELS:
-            reach = np.array([bookkeeping.time_to_reach(r.time, r.test_regret, level, budget_s) for r in mine])
+            reach = np.array([float(run[f"time_to_{level:g}_s"]) for run in mine])
             row[f"time_to_{level:g}_median_s"] = float(np.median(reach))
             row[f"reached_{level:g}_fraction"] = float(np.mean(np.isfinite(reach)))
-        row["evaluations_median"] = float(np.median([len(r.time) for r in mine]))
-        row["valid_evaluations_median"] = float(np.median([int(r.valid.sum()) for r in mine]))
+        row["evaluations_median"] = float(np.median([int(run["evaluations"]) for run in mine]))
+        row["valid_evaluations_median"] = float(np.median([int(run["valid_evaluations"]) for run in mine]))
         rows.append(row)
     return rows
 
@@ -190,19 +214,21 @@ def _format(value: Any) -> str:
 
 
 def render(out: Path) -> dict[str, Path]:
-    """Write summary.csv, report.md, regret.png and ecdf.png into ``out`` from its saved runs."""
+    """Write summary.csv, finals.csv, report.md, regret.png and ecdf.png into ``out`` from its saved runs."""
     record = runner.load_study(out)
     budget_s = float(record["budget_s"])
     runs = load_runs(out)
-    rows = summarize(runs, budget_s)
+    per_run = finals(runs, budget_s)
+    rows = summarize_finals(per_run)
     written = {}
     if rows:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        written["summary"] = out / "summary.csv"
-        table.write_atomic(written["summary"], buffer.getvalue().encode())
+        for name, content in (("summary", rows), ("finals", per_run)):
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=list(content[0]))
+            writer.writeheader()
+            writer.writerows(content)
+            written[name] = out / f"{name}.csv"
+            table.write_atomic(written[name], buffer.getvalue().encode())
         written["regret"] = out / "regret.png"
         plot_regret(runs, budget_s, written["regret"], int(record["parallel"]))
         written["ecdf"] = out / "ecdf.png"
