@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,11 +153,28 @@ def test_build_rejects_bad_records(
     store = tmp_path / "store.lmdb"
     assert _cli.main(["build", str(broken), str(store), "--workers", "1"]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("nasbench build: error: ")
+    assert error.startswith("nasbench build: error: ") and error.count("\n") == 1, error
     assert re.search(message, error), error
     assert "record " in error
     if record is not None:
         assert f"record {record}:" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tfrecord"]
+
+
+def test_deeply_nested_json_read_by_worker_processes_is_one_line(tiny_tfrecord: Path, tmp_path: Path) -> None:
+    """The recursion limit is met in a worker process of its own: the error still comes back as one line, no
+    traceback, from the command as users run it."""
+    payloads = [payload for _, _, payload in tfrecord.read_records(tiny_tfrecord)]
+    broken = tmp_path / "broken.tfrecord"
+    with tfrecord.TFRecordWriter(broken) as writer:
+        writer.write_many([*payloads[:18], b"[" * 100_000 + b"]" * 100_000, *payloads[19:]])
+    command = [sys.executable, "-m", "nasbench._cli", "build", str(broken), str(tmp_path / "s.lmdb"), "--workers", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 2
+    # off a terminal, progress lines come first (the log); then the one error line, and no traceback
+    problems = [line for line in done.stderr.splitlines() if not re.match(r"\d{4}-\d\d-\d\d [\d:,]+ INFO ", line)]
+    assert len(problems) == 1 and problems[0].startswith("nasbench build: error: "), done.stderr
+    assert "record 18: payload is not a record: its JSON nests too deeply" in problems[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.tfrecord"]
 
 
