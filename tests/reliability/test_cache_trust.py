@@ -166,3 +166,28 @@ def test_a_store_cache_others_can_write_is_refused_before_any_download(
     with pytest.raises(StoreError, match=r"is writable by other users \(mode 777\).*NASBENCH_CACHE_DIR"):
         prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
     assert mirror.requests == []
+
+
+def test_a_store_of_the_official_file_is_checked_for_its_record_count(
+    mirror: Mirror, payload: bytes, tmp_path: Path, space_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For an official dataset the store's manifest must name its digest and its record count. Here the tiny file
+    stands in for only108 (its digest made the official one): with the right count the prepared store is reused;
+    claimed with one record more, the same store is not believed, and the file it is built from again is refused
+    by name (the file is not the dataset it claims to be)."""
+    from dataclasses import replace
+
+    from nasbench_builder import download
+
+    cache = _cache_with_space(tmp_path, space_table)
+    digest = hashlib.sha256(payload).hexdigest()
+    store = prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
+    records = api.NASBench(store).dataset_source["records"]
+    official = replace(download.DATASETS["only108"], sha256=digest, records=records)
+    monkeypatch.setitem(download.DATASETS, "only108", official)
+    assert prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), progress=None) == store
+    assert len(mirror.requests) == 1, "the prepared store was reused: digest and record count are the official ones"
+
+    monkeypatch.setitem(download.DATASETS, "only108", replace(official, records=records + 1))
+    with pytest.raises(StoreError, match=rf"records {records} where {records + 1} was expected"):
+        prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), progress=None)
