@@ -94,6 +94,18 @@ def test_a_cache_folder_others_can_write_keeps_the_table_in_memory(tmp_path: Pat
     assert not list(cache.iterdir()), "nothing is written into such a folder"
 
 
+def test_a_cache_folder_of_another_user_keeps_the_table_in_memory(tmp_path: Path) -> None:
+    """A folder another user owns (not writable by us either way: its owner can swap files in it at any time)."""
+    cache = tmp_path / "theirs"
+    cache.mkdir()
+    cache.chmod(0o755)
+    os.chown(cache, NOBODY, NOBODY)
+    done = _table_in(cache)
+    assert done.stdout.strip() == "None"
+    assert f"the folder {cache} belongs to another user (uid {NOBODY})" in done.stderr
+    assert not list(cache.iterdir()), "nothing is written into such a folder"
+
+
 def test_a_sticky_shared_folder_is_used(tmp_path: Path) -> None:
     """As /tmp: others may create files there but can neither replace nor remove ours."""
     cache = tmp_path / "sticky"
