@@ -92,7 +92,7 @@ def test_nasbench_train_writes_records_that_nasbench_build_serves(
     assert built.returncode == 0, built.stderr
     bench = api.NASBench(str(both), seed=0)
     assert bench.valid_epochs == {1, 2}
-    fixed, computed = bench.get_metrics_from_spec(spec)
+    _, computed = bench.get_metrics_from_spec(spec)
     assert {epochs: len(repeats) for epochs, repeats in computed.items()} == {1: 3, 2: 3}
     assert sorted(r["final_validation_accuracy"] for r in computed[2]) == sorted(
         run["evaluation_results"][-1]["validation_accuracy"] for run in runs[3:]
