@@ -227,7 +227,8 @@ def _idle_streams(result: ScenarioResult, context: Context) -> None:
                 try:
                     next(iter(client.stream("QueryStream", iter([pb.QueryRequest(cell=pb.CellRef(key=0))]))))
                     latencies.append((time.perf_counter() - started) * 1000)
-                    room_after = room_after if room_after is not None else started - filled
+                    if room_after is None:
+                        room_after = started - filled
                 except NasbenchError:
                     refused += 1
                 time.sleep(0.1)

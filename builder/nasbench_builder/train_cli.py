@@ -40,8 +40,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "Train cells from scratch with the protocol that produced NAS-Bench-101 (RMSProp as TensorFlow's, cosine "
         "learning rate, batch 256, CIFAR-10 split 40k/10k/10k, evaluations at 0, half and all of the budget) and "
         "write one record per budget and repeat in the original .tfrecord format: nasbench build OUTPUT STORE "
-        "serves them. "
-        "Finished runs are logged to OUTPUT.runs.jsonl; running the same command again resumes after them."
+        "serves them. Finished runs are logged to OUTPUT.runs.jsonl; the same command again resumes after them."
     )
     parser.add_argument("output", type=Path, help="the .tfrecord file to write")
     cells = parser.add_mutually_exclusive_group(required=True)
