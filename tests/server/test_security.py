@@ -22,7 +22,7 @@ from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_server.config import ServerConfig
 from nasbench_server.process import ServerProcess
-from nasbench_server.security import check_exposure, is_loopback
+from nasbench_server.security import TOKEN_RULE, TokenInterceptor, check_exposure, is_loopback
 from tests.client.scenarios import INCEPTION, spec
 from tests.inprocess import served
 
@@ -229,6 +229,14 @@ def test_tls(small_store, tmp_path) -> None:
 )
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+def test_an_interceptor_with_a_token_metadata_cannot_carry_is_refused_naming_it() -> None:
+    """However the server is made (not only through the CLI's checks), its token is checked, and the error says
+    which token it is and the rule, never the token itself."""
+    with pytest.raises(ConfigurationError) as info:
+        TokenInterceptor("secret with space")
+    assert str(info.value) == f"the server token is not a valid token: character 7 is U+0020; {TOKEN_RULE}"
 
 
 def test_exposure_needs_protection(tmp_path) -> None:
