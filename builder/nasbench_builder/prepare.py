@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nasbench import files, space
+from nasbench import canonical, files, space
 from nasbench._backends.address import Location
 from nasbench._cache import default_cache_dir, open_cached, untrusted_file, untrusted_folder
 from nasbench._store import layout
@@ -121,6 +121,7 @@ def store_for_dataset(
             "synthetic_version": SYNTHETIC_VERSION,
             "generator": generator_digest(),
             "seed": SYNTHETIC_SEED,
+            "max_vertices": canonical.MAX_VERTICES,  # the whole space, not a synthetic subspace of the same seed
         }
         return _prepared(store, claims, lambda path: _synthesize(path, root), "the embedded SYNTHETIC store")
     known = _official(name)

@@ -203,3 +203,32 @@ def test_a_store_of_the_official_file_is_checked_for_its_record_count(
     monkeypatch.setitem(download.DATASETS, "only108", replace(official, records=records + 1))
     with pytest.raises(StoreError, match=rf"records {records} where {records + 1} was expected"):
         prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), progress=None)
+
+
+def test_the_embedded_synthetic_store_is_reused_only_when_it_is_the_whole_synthetic_dataset(
+    full_store: Path, tmp_path: Path, space_table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store under the embedded dataset's name is reused when its manifest says it is that dataset (synthetic,
+    this generator's version and digest, seed 0, the whole space); a synthetic store of the same seed over a
+    subspace, or of another seed, is built again, as is a store whose manifest says nothing of the kind."""
+    from nasbench_builder import synthetic, writer
+
+    cache = _cache_with_space(tmp_path, space_table)
+    target = prepare.dataset_store_path("synthetic", cache)
+    target.parent.mkdir()
+    built: list[Path] = []
+
+    def synthesize(path: Path, root: Path) -> None:  # the real build takes a minute: the same data, copied
+        built.append(path)
+        shutil.copy(full_store, path)
+
+    monkeypatch.setattr(prepare, "_synthesize", synthesize)
+    shutil.copy(full_store, target)
+    assert prepare.store_for_dataset("synthetic", cache) == target and built == []
+    for seed, max_vertices in ((0, 3), (5, 3)):
+        data = synthetic.synthesize(max_vertices=max_vertices, seed=seed, table=space_table)
+        target.unlink()
+        writer.write_store(data.dataset, target)
+        assert prepare.store_for_dataset("synthetic", cache) == target and built == [target], (seed, max_vertices)
+        assert api.NASBench(target).dataset_source["max_vertices"] == 7
+        built.clear()
