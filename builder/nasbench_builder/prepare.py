@@ -178,6 +178,9 @@ def _prepared(target: Path, claims: dict[str, Any], build: Callable[[Path], None
     return target
 
 
+_OPENING = threading.Lock()
+
+
 def _holds(path: Path, claims: dict[str, Any]) -> str | None:
     """None when ``path`` is a trusted store whose manifest's source has every claimed value; else why not
     (``"absent"`` when there is no file)."""
@@ -190,20 +193,21 @@ def _holds(path: Path, claims: dict[str, Any]) -> str | None:
         return "a symbolic link" if os.path.islink(path) else f"unreadable: {exc.strerror or exc}"
     if distrust is not None:
         return distrust
-    try:
-        store = Store.open(path)
-    except StoreError as exc:
-        return str(exc)
-    try:
-        source = store.manifest.get("source", {})
-        wrong = sorted(field for field, value in claims.items() if source.get(field) != value)
-        if wrong:
-            return "its source is not the one it is named for: " + ", ".join(
-                f"{field} {source.get(field)!r} where {claims[field]!r} was expected" for field in wrong
-            )
-        return None
-    finally:
-        store.close()
+    with _OPENING:  # LMDB refuses a second open of one file in a process: threads preparing a store take turns
+        try:
+            store = Store.open(path)
+        except StoreError as exc:
+            return str(exc)
+        try:
+            source = store.manifest.get("source", {})
+        finally:
+            store.close()
+    wrong = sorted(field for field, value in claims.items() if source.get(field) != value)
+    if wrong:
+        return "its source is not the one it is named for: " + ", ".join(
+            f"{field} {source.get(field)!r} where {claims[field]!r} was expected" for field in wrong
+        )
+    return None
 
 
 def _build(source: Path, target: Path, cache_dir: Path | None = None) -> None:
