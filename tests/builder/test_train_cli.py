@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,20 @@ def _train(
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, env=environment)
 
 
+def _build(output: Path, store: Path) -> None:
+    """``nasbench build`` of the trained file, as users run it."""
+    built = subprocess.run(
+        [sys.executable, "-m", "nasbench._cli", "build", str(output), str(store), "--workers", "1"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+
+
+def _runs(output: Path) -> list[dict[str, Any]]:
+    """The finished runs the journal beside ``output`` records."""
+    return [json.loads(line) for line in output.with_name(output.name + ".runs.jsonl").read_text().splitlines()]
+
+
 def test_nasbench_train_writes_records_that_nasbench_build_serves(
     cifar_archive: Path, cifar_md5: str, tmp_path: Path
 ) -> None:
@@ -41,7 +56,7 @@ def test_nasbench_train_writes_records_that_nasbench_build_serves(
     output = tmp_path / "trained.tfrecord"
     done = _train(output, cifar_archive, cifar_md5)
     assert done.returncode == 0, done.stderr
-    runs = [json.loads(line) for line in (tmp_path / "trained.tfrecord.runs.jsonl").read_text().splitlines()]
+    runs = _runs(output)
     assert [run["repeat"] for run in runs] == [0, 1, 2]
     for run in runs:
         assert [r["training_steps"] for r in run["evaluation_results"]] == [0, 5, 10]
@@ -53,11 +68,7 @@ def test_nasbench_train_writes_records_that_nasbench_build_serves(
                 assert result[key] == round(result[key] * 8_000) / 8_000
 
     store = tmp_path / "trained.lmdb"
-    built = subprocess.run(
-        [sys.executable, "-m", "nasbench._cli", "build", str(output), str(store), "--workers", "1"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
+    _build(output, store)
     spec = api.ModelSpec([[0, 1], [0, 0]], ["input", "output"])
     bench = api.NASBench(str(store), seed=0)
     assert bench.valid_epochs == {1}
@@ -80,16 +91,12 @@ def test_nasbench_train_writes_records_that_nasbench_build_serves(
     more = _train(output, cifar_archive, cifar_md5, epochs=("2", "1"))
     assert more.returncode == 0, more.stderr
     assert re.findall(r" (\d+) epochs repeat (\d)", more.stderr) == [("2", "1"), ("2", "2"), ("2", "3")]
-    runs = [json.loads(line) for line in (tmp_path / "trained.tfrecord.runs.jsonl").read_text().splitlines()]
+    runs = _runs(output)
     assert [(run["epochs"], run["repeat"]) for run in runs] == [(1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]
     for run in runs[3:]:
         assert [r["training_steps"] for r in run["evaluation_results"]] == [0, 10, 20]
     both = tmp_path / "both.lmdb"
-    built = subprocess.run(
-        [sys.executable, "-m", "nasbench._cli", "build", str(output), str(both), "--workers", "1"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr
+    _build(output, both)
     bench = api.NASBench(str(both), seed=0)
     assert bench.valid_epochs == {1, 2}
     _, computed = bench.get_metrics_from_spec(spec)
