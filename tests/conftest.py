@@ -1,5 +1,9 @@
 """Session fixtures: the search space table, small synthetic datasets in the original format, built stores.
 
+The suite never reads or writes the user's cache folder (``~/.cache/nasbench``): each pytest session gets a
+cache folder of its own (``NASBENCH_CACHE_DIR``, inherited by every process a test starts) and removes it at the
+end, so a store that one run (or a mutant) left behind can never answer another run's test.
+
 Three switches exist for mutation testing only (``tools/mutation.py`` sets them; a normal run uses none):
 
 - ``NASBENCH_TEST_FIXTURE_CACHE=<folder>``: the expensive session fixtures (synthetic datasets, stores, files)
@@ -12,13 +16,20 @@ Three switches exist for mutation testing only (``tools/mutation.py`` sets them;
   function when the selection ran unmutated; a function called only from inside a memoized one (the one-edit
   moves' pruning under ``moves._flip_table``, say) is reached by the first test that fills the cache, so without
   this its mutants would meet that one test alone.
+
+With ``NASBENCH_TEST_FIXTURE_CACHE``, a session's own cache folder starts with copies of the key table and the
+space table from ``<folder>/derived`` when that holds them (``tools/mutation.py`` computes them there with the
+unmutated code): both are checked against their digests when opened, and computing them takes about 13 s, which
+would otherwise be paid once per mutant.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +42,25 @@ from nasbench_builder import prepare, source, synthetic, writer
 _CACHE = os.environ.get("NASBENCH_TEST_FIXTURE_CACHE")
 _FORGET_MEMOS = bool(os.environ.get("NASBENCH_TEST_FORGET_MEMOS"))
 _PACKAGES = ("nasbench", "nasbench_builder", "nasbench_server")
+_OWN_CACHE = pytest.StashKey[tuple[Path, "str | None"]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="nasbench-test-cache-"))
+    if _CACHE and (Path(_CACHE) / "derived").is_dir():
+        for table in (Path(_CACHE) / "derived").iterdir():
+            shutil.copy2(table, folder / table.name)
+    config.stash[_OWN_CACHE] = (folder, os.environ.get("NASBENCH_CACHE_DIR"))
+    os.environ["NASBENCH_CACHE_DIR"] = str(folder)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder, before = config.stash[_OWN_CACHE]
+    if before is None:
+        os.environ.pop("NASBENCH_CACHE_DIR", None)
+    else:
+        os.environ["NASBENCH_CACHE_DIR"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

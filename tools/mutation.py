@@ -120,6 +120,7 @@ def run(
     cache = STAGING / "fixture-cache"
     if fresh and not keep_fixtures and cache.exists():
         shutil.rmtree(cache)
+    _derived_tables(cache)
     status = 0
     missing = [
         path
@@ -141,6 +142,20 @@ def run(
         status = status or result.returncode
         print(summary_line(name, results(name, config)), flush=True)
     return status
+
+
+def _derived_tables(cache: Path) -> None:
+    """The key table and the space table, computed once with the unmutated code into ``<cache>/derived``: each
+    mutant's pytest session copies them into its own cache folder (tests/conftest.py) instead of computing them."""
+    derived = cache / "derived"
+    if derived.is_dir():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=".derived-", dir=cache))
+    code = "from nasbench import space; from nasbench._cells import keytable; space.load_space(); keytable.table()"
+    environment = {**os.environ, "NASBENCH_CACHE_DIR": str(temp)}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, check=True)
+    os.replace(temp, derived)
 
 
 def results(name: str, config: dict[str, Any]) -> dict[str, str]:
