@@ -219,6 +219,7 @@ def test_the_embedded_synthetic_store_is_reused_only_when_it_is_the_whole_synthe
     built: list[Path] = []
 
     def synthesize(path: Path, root: Path) -> None:  # the real build takes a minute: the same data, copied
+        assert root == cache  # the space table is read from (and cached in) the cache folder asked for
         built.append(path)
         shutil.copy(full_store, path)
 
