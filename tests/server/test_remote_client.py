@@ -59,6 +59,7 @@ def test_fork_gives_the_child_a_working_client(server_address) -> None:
         ("grpc://127.0.0.1:5000", "127.0.0.1:5000"),
         ("127.0.0.1:5000,127.0.0.1:5001", "ipv4:127.0.0.1:5000,127.0.0.1:5001"),
         ("grpc://localhost:5000,localhost:5001", "ipv4:127.0.0.1:5000,127.0.0.1:5001"),
+        ("[::1]:5000, [::1]:5001", "ipv6:[::1]:5000,[::1]:5001"),
         ("dns:///nasbench:50051", "dns:///nasbench:50051"),
         ("unix:/tmp/x.sock", "unix:/tmp/x.sock"),
     ],
