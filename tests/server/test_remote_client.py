@@ -774,3 +774,20 @@ def test_both_transports_speak_tls_with_a_ca_given_as_a_file_or_bytes(scripted, 
         assert asyncio.run(info(secure, tls_ca=tls_ca)).cells == 1
     with pytest.raises(ServiceUnavailableError, match="no nasbench server answered"):
         asyncio.run(info(plain))
+
+
+def test_a_remote_client_says_where_the_served_data_came_from(server_address, full_store) -> None:
+    """``dataset_source`` over a server is the served store's manifest's, from the synchronous and asyncio APIs."""
+    import asyncio
+
+    from nasbench import aio
+
+    expected = api.NASBench(full_store).dataset_source
+
+    async def source_async() -> dict:
+        async with await aio.AsyncNASBench.connect(server_address) as nasbench:
+            return nasbench.dataset_source
+
+    assert expected["synthetic"] is True
+    assert api.NASBench(server_address).dataset_source == expected
+    assert asyncio.run(source_async()) == expected

@@ -315,13 +315,11 @@ class RemoteBackend:
         max_replica_bytes: int = DEFAULT_MAX_REPLICA_BYTES,
     ) -> None:
         self.transport = transport
-        self.address = transport.address
         self._cells = RemoteCells(
             transport.address, transport.target, cache_cells, transport.timeout, replicate_after, max_replica_bytes
         )
         info = _run(self._cells.connect(), transport, self._cells)
         transport.pin(info.checksum)
-        self.info = info
         self.epochs = self._cells.epochs
         self.identity = info.checksum
         self.source = self._cells.source()
@@ -387,9 +385,7 @@ class AsyncRemoteBackend:
 
     def __init__(self, transport: AsyncTransport, cells: RemoteCells, info: pb.Info) -> None:
         self.transport = transport
-        self.address = transport.address
         self._cells = cells
-        self.info = info
         self.epochs = cells.epochs
         self.identity = info.checksum
         self.source = cells.source()
