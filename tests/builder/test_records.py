@@ -76,7 +76,11 @@ def test_fast_and_general_paths_agree(
         pytest.param(_payload(HASH, True, CHAIN, CHAIN_OPS, "x"), "positive integer, got True", id="bool-epochs"),
         pytest.param(_payload(HASH, 0, CHAIN, CHAIN_OPS, "x"), "positive integer, got 0", id="zero-epochs"),
         pytest.param(_payload(HASH, 108, 10, CHAIN_OPS, "x"), r"field 3 \(adjacency\) must be a string", id="adj"),
-        pytest.param(_payload(HASH, 108, CHAIN, ["a"], "x"), r"field 4 \(operations\) must be a string", id="ops"),
+        pytest.param(
+            _payload(HASH, 108, CHAIN, ["a"], "x"), r"field 4 \(operations\) must be a string, got list$", id="ops"
+        ),
+        pytest.param(b'["\xff"]', r"^payload is not UTF-8 \(invalid start byte at byte 2\)$", id="not-utf8-whole"),
+        pytest.param(b"[" * 100_000, "^payload is not a record: its JSON nests too deeply to decode$", id="deep"),
         pytest.param(_payload(HASH, 108, CHAIN, CHAIN_OPS, None), r"field 5 \(metrics\) must be a string", id="met"),
     ],
 )
