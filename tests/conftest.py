@@ -206,3 +206,32 @@ def cifar_md5(cifar_archive: Path) -> str:
     from nasbench.model import cifar
 
     return cifar.file_md5(cifar_archive)
+
+
+# --- a mirror of the only108 file and a cache folder to prepare it in (tests of downloading and preparing) -------
+
+ONLY108_FILE = "nasbench_only108.tfrecord"
+
+
+@pytest.fixture(scope="module")
+def payload(tiny_tfrecord: Path) -> bytes:
+    """The tiny dataset file's bytes, served as the only108 file by ``mirror``."""
+    return tiny_tfrecord.read_bytes()
+
+
+@pytest.fixture()
+def mirror(payload: bytes) -> Iterator[Any]:
+    """An HTTP server on 127.0.0.1 serving ``payload`` at ``data/nasbench_only108.tfrecord``."""
+    from tests.mirror import Mirror
+
+    with Mirror({f"data/{ONLY108_FILE}": payload}) as server:
+        yield server
+
+
+@pytest.fixture()
+def space_cache(tmp_path: Path, space_table: space.SpaceTable) -> Path:
+    """A fresh cache folder holding only the search-space table (its computation is tested elsewhere)."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    shutil.copy(space.default_cache_dir() / "space-v1.npz", folder / "space-v1.npz")
+    return folder

@@ -25,19 +25,8 @@ FILE = "nasbench_only108.tfrecord"
 
 
 @pytest.fixture(scope="module")
-def payload(tiny_tfrecord: Path) -> bytes:
-    return tiny_tfrecord.read_bytes()
-
-
-@pytest.fixture(scope="module")
 def digest(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
-
-
-@pytest.fixture()
-def mirror(payload: bytes):
-    with Mirror({f"data/{FILE}": payload}) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

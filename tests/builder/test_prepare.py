@@ -23,26 +23,6 @@ from tests.mirror import Mirror
 FILE = "nasbench_only108.tfrecord"
 
 
-@pytest.fixture(scope="module")
-def payload(tiny_tfrecord: Path) -> bytes:
-    return tiny_tfrecord.read_bytes()
-
-
-@pytest.fixture()
-def mirror(payload: bytes):
-    with Mirror({f"data/{FILE}": payload}) as server:
-        yield server
-
-
-@pytest.fixture()
-def cache(tmp_path: Path, space_table) -> Path:
-    """A cache folder holding the space table (hashing the space is tested elsewhere)."""
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    shutil.copy(space.default_cache_dir() / "space-v1.npz", folder / "space-v1.npz")
-    return folder
-
-
 # --- where each dataset's store is cached ------------------------------------------------------------------------
 
 
@@ -176,9 +156,9 @@ def test_a_dataset_file_that_cannot_be_read_is_named(tiny_tfrecord: Path, tmp_pa
 
 
 def test_a_dataset_is_read_with_the_space_table_of_its_cache_folder(
-    mirror: Mirror, payload: bytes, cache: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+    mirror: Mirror, payload: bytes, space_cache: Path, monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The space table comes from the cache folder the dataset is prepared in; the early space check asks for a
+    """The space table comes from the space_cache folder the dataset is prepared in; the early space check asks for a
     quarter of the file's size (a store is about that); progress goes to log lines off a terminal."""
     loaded: list[Path | None] = []
     load_space = space.load_space
@@ -192,22 +172,22 @@ def test_a_dataset_is_read_with_the_space_table_of_its_cache_folder(
     )
     digest = hashlib.sha256(payload).hexdigest()
     caplog.set_level(logging.INFO)
-    prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
-    assert loaded == [cache] and asked[0] == len(payload) // 4
+    prepare.store_for_dataset("only108", space_cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
+    assert loaded == [space_cache] and asked[0] == len(payload) // 4
     assert any(record.getMessage().startswith("read 1092 records (100% of the file)") for record in caplog.records)
 
 
 def test_the_log_says_whether_the_official_file_or_a_mirror_is_downloaded(
-    mirror: Mirror, payload: bytes, cache: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+    mirror: Mirror, payload: bytes, space_cache: Path, monkeypatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     digest = hashlib.sha256(payload).hexdigest()
     url = mirror.url(f"data/{FILE}")
     caplog.set_level(logging.INFO, logger="nasbench.datasets")
-    prepare.store_for_dataset("only108", cache, url=url, sha256=digest, progress=None)
+    prepare.store_for_dataset("only108", space_cache, url=url, sha256=digest, progress=None)
     official = replace(download.DATASETS["only108"], sha256=digest, records=1092, size="1 KB")
     monkeypatch.setitem(download.DATASETS, "only108", official)
-    shutil.rmtree(cache / "stores")
-    prepare.store_for_dataset("only108", cache, url=url, progress=None)
+    shutil.rmtree(space_cache / "stores")
+    prepare.store_for_dataset("only108", space_cache, url=url, progress=None)
     lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("preparing")]
     assert lines == [
         "preparing the only108 dataset once: download (a mirror of another file), verify, build the store",
@@ -215,15 +195,17 @@ def test_the_log_says_whether_the_official_file_or_a_mirror_is_downloaded(
     ]
 
 
-def test_progress_and_cancel_reach_the_download(mirror: Mirror, payload: bytes, cache: Path) -> None:
+def test_progress_and_cancel_reach_the_download(mirror: Mirror, payload: bytes, space_cache: Path) -> None:
     digest = hashlib.sha256(payload).hexdigest()
     url = mirror.url(f"data/{FILE}")
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(DownloadError, match="cancel"):
-        prepare.store_for_dataset("only108", cache, url=url, sha256=digest, progress=None, cancel=cancel)
+        prepare.store_for_dataset("only108", space_cache, url=url, sha256=digest, progress=None, cancel=cancel)
     seen: list[int] = []
-    prepare.store_for_dataset("only108", cache, url=url, sha256=digest, progress=lambda done, total: seen.append(done))
+    prepare.store_for_dataset(
+        "only108", space_cache, url=url, sha256=digest, progress=lambda done, total: seen.append(done)
+    )
     assert seen and seen[-1] == len(payload)
 
 
@@ -244,7 +226,7 @@ def test_a_store_that_cannot_be_used_is_prepared_again_and_the_log_says_why(
 
 
 def test_the_embedded_store_is_the_seed_0_synthesis_of_all_budgets(
-    tiny_synthetic: synthetic.SyntheticDataset, cache: Path, monkeypatch
+    tiny_synthetic: synthetic.SyntheticDataset, space_cache: Path, monkeypatch
 ) -> None:
     """What ``_synthesize`` asks of the generator and writes (the real synthesis takes a minute: the tiny dataset
     stands in for its result), over whatever file was there."""
@@ -258,10 +240,12 @@ def test_the_embedded_store_is_the_seed_0_synthesis_of_all_budgets(
         return tiny_synthetic
 
     monkeypatch.setattr(synthetic, "synthesize", synthesize)
-    target = cache / "stores" / "embedded.lmdb"
+    target = space_cache / "stores" / "embedded.lmdb"
     target.parent.mkdir()
     target.write_bytes(b"an older file")
-    prepare._synthesize(target, cache)
+    prepare._synthesize(target, space_cache)
     [(epochs, seed, table)] = asked
-    assert epochs == synthetic.ALL_EPOCHS and seed == 0 and isinstance(table, space.SpaceTable) and loaded == [cache]
+    assert (
+        epochs == synthetic.ALL_EPOCHS and seed == 0 and isinstance(table, space.SpaceTable) and loaded == [space_cache]
+    )
     assert Store.open(target).cells == 91

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nasbench import api, space
+from nasbench import api
 from nasbench._cells import keytable
 from nasbench._store import integrity
 from nasbench.errors import StoreError
@@ -129,31 +129,13 @@ def test_verification_records_of_another_user_are_not_believed(tmp_path: Path) -
 # --- prepared stores ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def payload(tiny_tfrecord: Path) -> bytes:
-    return tiny_tfrecord.read_bytes()
-
-
-@pytest.fixture()
-def mirror(payload: bytes):
-    with Mirror({f"data/{FILE}": payload}) as server:
-        yield server
-
-
-def _cache_with_space(tmp_path: Path, space_table) -> Path:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    shutil.copy(space.default_cache_dir() / "space-v1.npz", cache / "space-v1.npz")  # hashing is tested elsewhere
-    return cache
-
-
 @pytest.mark.parametrize("plant", ["link", "copy"])
 def test_a_store_planted_under_a_dataset_name_is_not_served_as_it(
-    mirror: Mirror, payload: bytes, small_store: Path, tmp_path: Path, space_table, plant: str
+    mirror: Mirror, payload: bytes, small_store: Path, space_cache: Path, plant: str
 ) -> None:
     """A store of another dataset under the only108 store's name, as a link or as a regular file of ours: its
     source digest gives it away, and the store is prepared again from the verified file."""
-    cache = _cache_with_space(tmp_path, space_table)
+    cache = space_cache
     digest = hashlib.sha256(payload).hexdigest()
     target = prepare.dataset_store_path("only108", cache, digest)
     target.parent.mkdir()
@@ -181,7 +163,7 @@ def test_a_store_cache_others_can_write_is_refused_before_any_download(
 
 
 def test_a_store_of_the_official_file_is_checked_for_its_record_count(
-    mirror: Mirror, payload: bytes, tmp_path: Path, space_table, monkeypatch: pytest.MonkeyPatch
+    mirror: Mirror, payload: bytes, space_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """For an official dataset the store's manifest must name its digest and its record count. Here the tiny file
     stands in for only108 (its digest made the official one): with the right count the prepared store is reused;
@@ -191,7 +173,7 @@ def test_a_store_of_the_official_file_is_checked_for_its_record_count(
 
     from nasbench_builder import download
 
-    cache = _cache_with_space(tmp_path, space_table)
+    cache = space_cache
     digest = hashlib.sha256(payload).hexdigest()
     store = prepare.store_for_dataset("only108", cache, url=mirror.url(f"data/{FILE}"), sha256=digest, progress=None)
     records = api.NASBench(store).dataset_source["records"]
@@ -206,14 +188,14 @@ def test_a_store_of_the_official_file_is_checked_for_its_record_count(
 
 
 def test_the_embedded_synthetic_store_is_reused_only_when_it_is_the_whole_synthetic_dataset(
-    full_store: Path, tmp_path: Path, space_table, monkeypatch: pytest.MonkeyPatch
+    full_store: Path, space_cache: Path, space_table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store under the embedded dataset's name is reused when its manifest says it is that dataset (synthetic,
     this generator's version and digest, seed 0, the whole space); a synthetic store of the same seed over a
     subspace, or of another seed, is built again, as is a store whose manifest says nothing of the kind."""
     from nasbench_builder import synthetic, writer
 
-    cache = _cache_with_space(tmp_path, space_table)
+    cache = space_cache
     target = prepare.dataset_store_path("synthetic", cache)
     target.parent.mkdir()
     built: list[Path] = []

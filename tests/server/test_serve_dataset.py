@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from nasbench import api, space
+from nasbench import api
 from nasbench.v1 import nasbench_pb2 as pb
 from nasbench.v1 import nasbench_pb2_grpc as pb_grpc
 from nasbench_builder import prepare, synthetic
@@ -33,15 +32,6 @@ def only108(tmp_path_factory: pytest.TempPathFactory, space_table) -> bytes:
     path = tmp_path_factory.mktemp("only108") / FILE
     synthetic.write_tfrecord(synthetic.synthesize(epochs=(108,), max_vertices=4, seed=5, table=space_table), path)
     return path.read_bytes()
-
-
-@pytest.fixture()
-def cache_dir(tmp_path: Path, space_table) -> Path:
-    """A fresh cache folder holding only the search-space table (its computation is tested elsewhere)."""
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    shutil.copy(space.default_cache_dir() / "space-v1.npz", folder / "space-v1.npz")
-    return folder
 
 
 def _log(server: ServerProcess) -> list[dict]:
@@ -65,15 +55,15 @@ def _wait_port(server: ServerProcess, timeout: float = 60) -> str:
     return f"127.0.0.1:{int(server.port_file.read_text())}"
 
 
-def test_serve_dataset_downloads_builds_once_and_serves(tmp_path: Path, cache_dir: Path, only108: bytes) -> None:
+def test_serve_dataset_downloads_builds_once_and_serves(tmp_path: Path, space_cache: Path, only108: bytes) -> None:
     digest = hashlib.sha256(only108).hexdigest()
-    env = {"NASBENCH_CACHE_DIR": str(cache_dir)}
+    env = {"NASBENCH_CACHE_DIR": str(space_cache)}
     with Mirror({FILE: only108}, block_delay_s=0.2) as mirror:  # about a second: health is watched meanwhile
         flags = ["--dataset", "only108", "--dataset-url", mirror.url(FILE), "--dataset-sha256", digest]
         first = ServerProcess(None, tmp_path, extra=flags, env=env)
         try:
             address = _wait_port(first)
-            downloaded = cache_dir / "datasets" / FILE
+            downloaded = space_cache / "datasets" / FILE
             states = []
             while not downloaded.exists():
                 states.append(_health(address))
@@ -97,8 +87,8 @@ def test_serve_dataset_downloads_builds_once_and_serves(tmp_path: Path, cache_di
         messages = [entry["msg"] for entry in entries]
         assert "building the store (once)" in messages and "built the store" in messages
         assert messages.index("built the store") < messages.index("serving")
-        store = prepare.dataset_store_path("only108", cache_dir, digest)
-        assert store.exists() and [p.name for p in (cache_dir / "datasets").iterdir()] == [FILE]
+        store = prepare.dataset_store_path("only108", space_cache, digest)
+        assert store.exists() and [p.name for p in (space_cache / "datasets").iterdir()] == [FILE]
 
         second = ServerProcess(None, tmp_path, extra=flags, env=env).wait_serving(timeout=30)
         assert second.stop() == 0
@@ -108,12 +98,12 @@ def test_serve_dataset_downloads_builds_once_and_serves(tmp_path: Path, cache_di
         assert not any(message.startswith(("downloading", "building", "preparing")) for message in messages)
 
 
-def test_serve_dataset_from_environment_with_workers(tmp_path: Path, cache_dir: Path, only108: bytes) -> None:
+def test_serve_dataset_from_environment_with_workers(tmp_path: Path, space_cache: Path, only108: bytes) -> None:
     """NASBENCH_DATASET, NASBENCH_DATASET_URL, NASBENCH_DATASET_SHA256 (as in a container); with several workers
     the supervisor prepares the store once before starting them."""
     with Mirror({f"mirror/{FILE}": only108}) as mirror:
         env = {
-            "NASBENCH_CACHE_DIR": str(cache_dir),
+            "NASBENCH_CACHE_DIR": str(space_cache),
             "NASBENCH_DATASET": "only108",
             "NASBENCH_DATASET_URL": mirror.url(f"mirror/{FILE}"),
             "NASBENCH_DATASET_SHA256": hashlib.sha256(only108).hexdigest(),
@@ -130,14 +120,14 @@ def test_serve_dataset_from_environment_with_workers(tmp_path: Path, cache_dir: 
 
 
 def test_stop_during_the_download_exits_promptly_and_keeps_the_partial_file(
-    tmp_path: Path, cache_dir: Path, tiny_tfrecord: Path
+    tmp_path: Path, space_cache: Path, tiny_tfrecord: Path
 ) -> None:
     payload = tiny_tfrecord.read_bytes()  # 23 blocks of 16 KiB at 0.3 s each: about 7 s
     flags = ["--dataset", "only108", "--dataset-sha256", hashlib.sha256(payload).hexdigest()]
     with Mirror({FILE: payload}, block_delay_s=0.3) as mirror:
         flags += ["--dataset-url", mirror.url(FILE)]
-        server = ServerProcess(None, tmp_path, extra=flags, env={"NASBENCH_CACHE_DIR": str(cache_dir)})
-        partial = cache_dir / "datasets" / f"{FILE}.partial"
+        server = ServerProcess(None, tmp_path, extra=flags, env={"NASBENCH_CACHE_DIR": str(space_cache)})
+        partial = space_cache / "datasets" / f"{FILE}.partial"
         deadline = time.monotonic() + 30
         while not (partial.exists() and partial.stat().st_size > 0):
             assert server.process.poll() is None and time.monotonic() < deadline, server.log.read_text()
@@ -145,8 +135,8 @@ def test_stop_during_the_download_exits_promptly_and_keeps_the_partial_file(
         started = time.monotonic()
         assert server.stop() == 0
         assert time.monotonic() - started < 5, "the download stops with the server"
-    assert partial.exists() and not (cache_dir / "datasets" / FILE).exists()
-    assert not prepare.dataset_store_path("only108", cache_dir, hashlib.sha256(payload).hexdigest()).exists()
+    assert partial.exists() and not (space_cache / "datasets" / FILE).exists()
+    assert not prepare.dataset_store_path("only108", space_cache, hashlib.sha256(payload).hexdigest()).exists()
 
 
 @pytest.mark.parametrize(
@@ -164,26 +154,26 @@ def test_serve_dataset_flag_errors(arguments: list[str], expected: str) -> None:
     assert result.returncode == 2 and len(lines) == 1 and expected in lines[0]
 
 
-def test_serve_dataset_unreachable_mirror_is_one_line(tmp_path: Path, cache_dir: Path) -> None:
+def test_serve_dataset_unreachable_mirror_is_one_line(tmp_path: Path, space_cache: Path) -> None:
     url = f"http://127.0.0.1:{free_ports()[0]}/{FILE}"
     result = subprocess.run(
         [sys.executable, "-m", "nasbench._cli", "serve", "--port", "0", "--dataset", "only108", "--dataset-url", url],
         capture_output=True,
         text=True,
-        env={**os.environ, "NASBENCH_CACHE_DIR": str(cache_dir)},
+        env={**os.environ, "NASBENCH_CACHE_DIR": str(space_cache)},
         timeout=60,
     )
     errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert result.returncode == 2 and len(errors) == 1 and errors[0].startswith("nasbench serve: error: cannot reach")
-    assert not (cache_dir / "datasets" / FILE).exists() and not list((cache_dir / "stores").glob("*.lmdb"))
+    assert not (space_cache / "datasets" / FILE).exists() and not list((space_cache / "stores").glob("*.lmdb"))
 
 
-def test_prepare_downloads_and_builds_then_exits(tmp_path: Path, cache_dir: Path, only108: bytes) -> None:
+def test_prepare_downloads_and_builds_then_exits(tmp_path: Path, space_cache: Path, only108: bytes) -> None:
     digest = hashlib.sha256(only108).hexdigest()
     with Mirror({FILE: only108}) as mirror:
         command = [sys.executable, "-m", "nasbench._cli", "serve", "--prepare", "--dataset", "only108"]
         command += ["--dataset-url", mirror.url(FILE), "--dataset-sha256", digest]
-        env = {**os.environ, "NASBENCH_CACHE_DIR": str(cache_dir)}
+        env = {**os.environ, "NASBENCH_CACHE_DIR": str(space_cache)}
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 0, result.stderr
-        assert prepare.dataset_store_path("only108", cache_dir, digest).exists() and len(mirror.requests) == 1
+        assert prepare.dataset_store_path("only108", space_cache, digest).exists() and len(mirror.requests) == 1
